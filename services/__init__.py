@@ -1,0 +1,1 @@
+"""Tollgate: event-driven usage metering for data APIs."""

@@ -1,0 +1,1 @@
+"""Shared core: message model, topic names, schemas, ids, agreements, settings, tokens."""

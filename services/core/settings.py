@@ -1,0 +1,77 @@
+"""Helpers for typed, validated settings read from the environment (prefix `TOLLGATE_`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from services.core.errors import SettingsError
+
+# Secrets that ship in examples and must never reach a running service.
+_DEFAULT_SECRETS = {"", "changeme", "change-me", "secret", "password", "postgres", "admin", "tollgate"}
+
+
+def require(environ: Mapping[str, str], name: str) -> str:
+    """A required variable; SettingsError names it when it is missing or empty."""
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is required")
+    return value
+
+
+def integer(environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+    """An integer variable within bounds."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def number(environ: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    """A float variable (durations, ratios), never money."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def database_url(environ: Mapping[str, str], name: str = "TOLLGATE_DATABASE_URL") -> str:
+    """A PostgreSQL URL whose password is not a well-known default."""
+    url = require(environ, name)
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SettingsError(f"{name} must be a postgresql:// URL")
+    if (parts.password or "").lower() in _DEFAULT_SECRETS and parts.hostname not in (None, ""):
+        raise SettingsError(f"{name} uses a missing or default password; set a real secret")
+    return url
+
+
+def tokens_file(environ: Mapping[str, str], name: str = "TOLLGATE_TOKENS_FILE") -> Path:
+    """The hashed-token file; it must exist, so a service never starts open to everyone."""
+    path = Path(require(environ, name))
+    if not path.is_file():
+        raise SettingsError(f"{name} points to {path}, which does not exist; create tokens with `tollgate tokens create`")
+    return path
+
+
+def bootstrap_servers(environ: Mapping[str, str], name: str = "TOLLGATE_KAFKA_BOOTSTRAP") -> str:
+    """Kafka bootstrap servers, `host:port[,host:port]`."""
+    value = require(environ, name)
+    for server in value.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(f"{name} must be host:port[,host:port], got {value!r}")
+    return value
