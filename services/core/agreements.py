@@ -102,7 +102,8 @@ def parse_agreement(data: dict[str, Any]) -> Agreement:
     envelope = cloudevent(AGREEMENT_TYPE, "check", AGREEMENTS_SOURCE, _epoch(), data)
     found = problems(AGREEMENT_TYPE, envelope)
     if found:
-        raise ValidationFailed(found)
+        # The caller wrote only the data object, so name fields relative to it.
+        raise ValidationFailed([{**p, "field": p["field"].removeprefix("data.")} for p in found])
     plan, limits = data["plan"], data["limits"]
     effective_to = data.get("effective_to")
     agreement = Agreement(
@@ -120,7 +121,7 @@ def parse_agreement(data: dict[str, Any]) -> Agreement:
         raw=data,
     )
     if agreement.effective_to is not None and agreement.effective_to <= agreement.effective_from:
-        raise ValidationFailed([{"field": "data.effective_to", "reason": "must be after effective_from"}])
+        raise ValidationFailed([{"field": "effective_to", "reason": "must be after effective_from"}])
     return agreement
 
 

@@ -40,7 +40,9 @@ def loads(payload: bytes | str) -> Any:
     return orjson.loads(payload)
 
 
-def cloudevent(event_type: str, event_id: str, source: str, time: datetime, data: dict[str, Any]) -> dict[str, Any]:
+def cloudevent(
+    event_type: str, event_id: str, source: str, time: datetime, data: dict[str, Any]
+) -> dict[str, Any]:
     """Build a structured-mode CloudEvents 1.0 JSON envelope."""
     return {
         "specversion": "1.0",

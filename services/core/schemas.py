@@ -35,7 +35,8 @@ def load_schema(event_type: str) -> dict[str, Any]:
 
 @functools.cache
 def _fast(event_type: str) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(load_schema(event_type))  # type: ignore[no-any-return]
+    compiled: Callable[[Any], Any] = fastjsonschema.compile(load_schema(event_type))
+    return compiled
 
 
 @functools.cache
@@ -62,7 +63,8 @@ def problems(event_type: str, document: Any) -> list[dict[str, str]]:
     for error in errors:
         path = list(error.path)
         if error.validator == "required" and isinstance(error.instance, Mapping):
-            missing = [k for k in error.validator_value if k not in error.instance]
+            required: list[str] = list(error.validator_value)  # type: ignore[arg-type]
+            missing = [k for k in required if k not in error.instance]
             path = [*path, missing[0]] if missing else path
         found.append({"field": _field(path), "reason": _reason(error)})
     return found or [{"field": "(event)", "reason": "does not match the schema"}]
@@ -78,4 +80,4 @@ def validate(event_type: str, document: Any) -> None:
     """Raise `ValidationFailed` naming every bad field of `document`."""
     found = problems(event_type, document)
     if found:
-        raise ValidationFailed(list(found))
+        raise ValidationFailed(found)

@@ -20,7 +20,9 @@ def require(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
-def integer(environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+def integer(
+    environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31
+) -> int:
     """An integer variable within bounds."""
     raw = environ.get(name, "").strip()
     if not raw:
@@ -63,7 +65,8 @@ def tokens_file(environ: Mapping[str, str], name: str = "TOLLGATE_TOKENS_FILE") 
     """The hashed-token file; it must exist, so a service never starts open to everyone."""
     path = Path(require(environ, name))
     if not path.is_file():
-        raise SettingsError(f"{name} points to {path}, which does not exist; create tokens with `tollgate tokens create`")
+        hint = "create tokens with `tollgate tokens create`"
+        raise SettingsError(f"{name} points to {path}, which does not exist; {hint}")
     return path
 
 

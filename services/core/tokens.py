@@ -89,7 +89,8 @@ class InMemoryTokenStore:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         token_id, token = new_token()
-        self.records[token_id] = TokenRecord(token_id, name, role, _digest(token), list(sources or []), time.time())
+        record = TokenRecord(token_id, name, role, _digest(token), list(sources or []), time.time())
+        self.records[token_id] = record
         return token
 
     def revoke(self, token_id: str) -> bool:

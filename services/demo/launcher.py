@@ -1,0 +1,162 @@
+"""Run the three services as real processes against a stack: for `make run`, e2e tests and benchmarks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.core.errors import TollgateError
+from services.stack.state import StackInfo
+
+log = logging.getLogger(__name__)
+
+
+class LaunchError(TollgateError):
+    """A service process did not start or did not become ready."""
+
+
+@dataclass
+class RunningService:
+    """One service process and the ports it serves."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the service's HTTP API, if it has one."""
+        return f"http://127.0.0.1:{self.ports['http']}" if "http" in self.ports else ""
+
+    @property
+    def metrics_address(self) -> str:
+        """host:port of the metrics endpoint."""
+        return f"127.0.0.1:{self.ports['metrics']}"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceLauncher:
+    """Starts, kills and stops service processes; every process is stopped by its pid."""
+
+    def __init__(
+        self, endpoints: StackInfo, workdir: Path, tokens_file: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.endpoints = endpoints
+        self.workdir = workdir
+        self.tokens_file = tokens_file
+        self.extra_env = extra_env or {}
+        self.running: dict[str, RunningService] = {}
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def _env(self, specific: dict[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "TOLLGATE_KAFKA_BOOTSTRAP": self.endpoints.kafka_bootstrap,
+            "TOLLGATE_DATABASE_URL": self.endpoints.database_url,
+            "TOLLGATE_APP_DATABASE_URL": self.endpoints.app_database_url,
+            "TOLLGATE_TOKENS_FILE": str(self.tokens_file),
+        })
+        env.update(self.extra_env)
+        env.update(specific)
+        return env
+
+    def _spawn(self, key: str, service: str, ports: dict[str, int], env: dict[str, str]) -> RunningService:
+        log_path = self.workdir / f"{key}.log"
+        handle = log_path.open("ab")
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "services.cli", "serve", service],
+            stdout=handle, stderr=subprocess.STDOUT, env=self._env(env), start_new_session=True,
+        )
+        handle.close()
+        running = RunningService(key, process, log_path, ports)
+        self.running[key] = running
+        return running
+
+    def start_ingest(self, key: str = "ingest", timeout: float = 60.0) -> RunningService:
+        """Start the ingest service and wait until /readyz says it can reach Kafka."""
+        ports = {"http": free_port(), "metrics": free_port()}
+        env = {
+            "TOLLGATE_INGEST_PORT": str(ports["http"]),
+            "TOLLGATE_INGEST_METRICS_PORT": str(ports["metrics"]),
+        }
+        service = self._spawn(key, "ingest", ports, env)
+        self._wait_http(service, f"{service.url}/readyz", timeout)
+        return service
+
+    def start_ledger(self, key: str = "ledger", timeout: float = 60.0) -> RunningService:
+        """Start the ledger service and wait until /readyz says it can reach PostgreSQL."""
+        ports = {"http": free_port(), "metrics": free_port()}
+        env = {
+            "TOLLGATE_LEDGER_PORT": str(ports["http"]),
+            "TOLLGATE_LEDGER_METRICS_PORT": str(ports["metrics"]),
+        }
+        service = self._spawn(key, "ledger", ports, env)
+        self._wait_http(service, f"{service.url}/readyz", timeout)
+        return service
+
+    def start_processor(self, key: str = "processor", app_id: str = "tollgate-processor",
+                        timeout: float = 90.0) -> RunningService:
+        """Start a processor worker and wait until its metrics endpoint answers."""
+        ports = {"metrics": free_port()}
+        env = {
+            "TOLLGATE_PROCESSOR_METRICS_PORT": str(ports["metrics"]),
+            "TOLLGATE_PROCESSOR_APP_ID": app_id,
+            "TOLLGATE_PROCESSOR_DATA_DIR": str(self.workdir / f"{key}-data"),
+        }
+        service = self._spawn(key, "processor", ports, env)
+        self._wait_http(service, f"http://{service.metrics_address}/metrics", timeout)
+        return service
+
+    def _wait_http(self, service: RunningService, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                code = service.process.returncode
+                raise LaunchError(f"{service.name} exited with {code}; log: {service.log_path}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise LaunchError(f"{service.name} not ready at {url} after {timeout:.0f}s; log: {service.log_path}")
+
+    def kill(self, key: str) -> None:
+        """kill -9 a service: no shutdown hooks run."""
+        service = self.running.pop(key)
+        service.process.send_signal(signal.SIGKILL)
+        service.process.wait(timeout=30)
+
+    def stop(self, key: str, timeout: float = 30.0) -> None:
+        """Stop a service with SIGTERM, then SIGKILL if it lingers."""
+        service = self.running.pop(key, None)
+        if service is None or service.process.poll() is not None:
+            return
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s ignored SIGTERM for %.0fs; killing it", key, timeout)
+            service.process.kill()
+            service.process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        """Stop every service this launcher started."""
+        for key in list(self.running):
+            self.stop(key)
