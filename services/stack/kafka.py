@@ -1,0 +1,226 @@
+"""Kafka 3.9 in KRaft mode from Maven Central jars: install, configure, start, create topics."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from services.core import topics
+from services.stack.config import INSTALL_HINT, StackConfig
+from services.stack.errors import PartFailed
+from services.stack.process import log_has, spawn, wait_until
+
+log = logging.getLogger(__name__)
+
+PART = "kafka"
+READY_LINE = "Kafka Server started"
+KEY_JARS = ("kafka_2.13-3.9.1.jar", "kafka-clients-3.9.1.jar", "kafka-tools-3.9.1.jar", "reload4j-1.2.25.jar")
+MARKER = ".complete"
+
+
+def _pom_digest(pom: Path) -> str:
+    return hashlib.sha256(pom.read_bytes()).hexdigest()
+
+
+def jars_complete(libs: Path, pom: Path) -> bool:
+    """Return whether `libs` holds a finished copy of the jars `pom` names."""
+    marker = libs / MARKER
+    if not marker.is_file() or not pom.is_file():
+        return False
+    if marker.read_text().strip() != _pom_digest(pom):
+        return False
+    return all((libs / jar).is_file() for jar in KEY_JARS)
+
+
+def install_jars(libs: Path, pom: Path, mvn: str = "mvn") -> bool:
+    """Copy the broker's runtime jars into `libs` with Maven unless complete; return whether it ran."""
+    if jars_complete(libs, pom):
+        log.info("kafka jars already in %s", libs)
+        return False
+    if shutil.which(mvn) is None:
+        raise PartFailed(PART, f"`{mvn}` not found: {INSTALL_HINT}")
+    libs = libs.resolve()
+    libs.mkdir(parents=True, exist_ok=True)
+    mvn_log = libs.parent / "mvn.log"
+    argv = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(pom.resolve()),
+        "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={libs}",
+    ]
+    started = time.monotonic()
+    with mvn_log.open("wb") as out:
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=1800)  # noqa: S603
+    if done.returncode != 0:
+        raise PartFailed(PART, f"mvn copy-dependencies failed with code {done.returncode}", mvn_log)
+    (libs / MARKER).write_text(_pom_digest(pom))
+    log.info("kafka jars copied to %s in %.1fs", libs, time.monotonic() - started)
+    return True
+
+
+def server_properties(data_dir: Path, port: int, controller_port: int, partitions: int) -> str:
+    """Return a single-node KRaft broker+controller configuration on 127.0.0.1."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": str(partitions),
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "auto.create.topics.enable": "true",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": str(partitions),
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": str(partitions),
+        "group.initial.rebalance.delay.ms": "0",
+        # Replays carry old timestamps: time-based retention would delete them at once on a dev stack.
+        "log.retention.ms": "-1",
+        "log.cleaner.backoff.ms": "1000",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def cluster_id() -> str:
+    """Return a fresh Kafka cluster id (URL-safe base64 of a UUID, unpadded)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _classpath(cfg: StackConfig) -> str:
+    if not jars_complete(cfg.libs_dir, cfg.kafka_pom):
+        hint = f"run `tollgate stack install` ({INSTALL_HINT})"
+        raise PartFailed(PART, f"jars missing in {cfg.libs_dir}: {hint}")
+    return f"{cfg.libs_dir}/*"
+
+
+def _format(cfg: StackConfig, props: Path, log_path: Path) -> None:
+    argv = [
+        cfg.java,
+        "-cp",
+        _classpath(cfg),
+        f"-Dlog4j.configuration=file:{cfg.kafka_log4j}",
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id(),
+        "-c",
+        str(props),
+    ]
+    try:
+        with log_path.open("ab") as out:
+            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=120)  # noqa: S603
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PartFailed(PART, f"storage format failed: {exc}", log_path) from exc
+    if done.returncode != 0:
+        raise PartFailed(PART, f"storage format exited with code {done.returncode}", log_path)
+
+
+def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], None]) -> dict[str, Any]:
+    """Format a fresh log dir, start the broker, wait for its ready line, create the topics."""
+    work = cfg.part_dir(PART)
+    data_dir, props, log_path = work / "data", work / "server.properties", cfg.log_path(PART)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    props.write_text(server_properties(data_dir, ports["kafka"], ports["kafka_controller"], cfg.partitions))
+    _format(cfg, props, log_path)
+    argv = [
+        cfg.java,
+        f"-Xms{cfg.kafka_heap}",
+        f"-Xmx{cfg.kafka_heap}",
+        "-Djava.awt.headless=true",
+        "-cp",
+        _classpath(cfg),
+        f"-Dlog4j.configuration=file:{cfg.kafka_log4j}",
+        "kafka.Kafka",
+        str(props),
+    ]
+    pid = spawn(PART, argv, log_path)
+    on_spawn(pid)
+    wait_until(PART, log_has(log_path, READY_LINE), timeout=cfg.ready_timeout, log_path=log_path, pid=pid)
+    bootstrap = f"127.0.0.1:{ports['kafka']}"
+    try:
+        create_topics(bootstrap, cfg.partitions)
+    except Exception as exc:
+        raise PartFailed(PART, f"creating topics failed: {exc}", log_path) from exc
+    return {
+        "pid": pid,
+        "port": ports["kafka"],
+        "controller_port": ports["kafka_controller"],
+        "bootstrap": bootstrap,
+        "log": str(log_path),
+        "dir": str(work),
+    }
+
+
+def topic_specs(partitions: int) -> dict[str, dict[str, Any]]:
+    """Return the contract's topics: name -> partitions and configs (the agreements topic is compacted)."""
+    return {
+        name: {
+            "partitions": partitions,
+            "configs": {"cleanup.policy": "compact"} if name in topics.COMPACTED_TOPICS else {},
+        }
+        for name in topics.ALL_TOPICS
+    }
+
+
+def create_topics(
+    bootstrap: str, partitions: int, specs: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """Create the missing topics and wait until each has a leader; return the names created."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    wanted = dict(specs or topic_specs(partitions))
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="tollgate-stack", request_timeout_ms=30000
+    )
+    try:
+        missing = [name for name in wanted if name not in set(admin.list_topics())]
+        if missing:
+            new = [
+                NewTopic(
+                    name, int(wanted[name]["partitions"]), 1, topic_configs=dict(wanted[name]["configs"])
+                )
+                for name in missing
+            ]
+            admin.create_topics(new, timeout_ms=30000)
+        _wait_for_leaders(admin, list(wanted))
+    finally:
+        admin.close()
+    log.info("kafka topics ready at %s (created %s)", bootstrap, ", ".join(missing) or "none")
+    return missing
+
+
+def _wait_for_leaders(admin: Any, names: list[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = admin.describe_topics(names)
+        ready = {
+            t.get("name") or t.get("topic")
+            for t in described
+            if t.get("error_code", 0) == 0
+            and t["partitions"]
+            and all(p.get("leader", p.get("leader_id", -1)) >= 0 for p in t["partitions"])
+        }
+        if set(names) <= ready:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without leaders: {sorted(set(names) - ready)}")
+        time.sleep(0.2)
