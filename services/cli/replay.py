@@ -1,0 +1,225 @@
+"""`tollgate replay FILE`: send CloudEvents (JSON lines or array) over HTTP ingest or straight to Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from services.core import topics
+from services.core.errors import TollgateError, ValidationFailed
+from services.core.schemas import API_CALL_TYPE, problems
+
+log = logging.getLogger(__name__)
+
+BATCH_TYPE = "application/cloudevents-batch+json"
+Progress = Callable[[int, int], None]
+
+
+class ReplayError(TollgateError):
+    """The service refused a batch, or did not take it before the deadline."""
+
+
+@dataclass
+class ReplayResult:
+    """What the receiving side said about the whole replay."""
+
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    retries: int = 0
+
+
+def load_events(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON array or JSON lines (blank lines skipped) of CloudEvents."""
+    text = path.read_bytes()
+    if text.lstrip().startswith(b"["):
+        document = orjson.loads(text)
+        if not isinstance(document, list):
+            raise ValidationFailed([{"field": "(file)", "reason": "expected a JSON array of events"}])
+        return document
+    events = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise ValidationFailed([{"field": f"line {number}", "reason": str(exc)}]) from exc
+    return events
+
+
+def _chunks(events: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
+    for start in range(0, len(events), size):
+        yield events[start : start + size]
+
+
+def _retry_delay(response: httpx.Response | None, attempt: int) -> float:
+    """Honour Retry-After (seconds) when given, else back off exponentially up to 30 s."""
+    header = response.headers.get("Retry-After", "") if response is not None else ""
+    if header.strip().isdigit():
+        return float(header)
+    return min(30.0, 0.5 * 2**attempt)
+
+
+def _post_batch(
+    client: httpx.Client,
+    url: str,
+    body: bytes,
+    deadline: float,
+    sleep: Callable[[float], None],
+    result: ReplayResult,
+) -> dict[str, Any]:
+    """POST one batch until it is taken; retry 503s and connection errors, refuse on other answers."""
+    attempt = 0
+    while True:
+        response: httpx.Response | None = None
+        try:
+            response = client.post(url, content=body, headers={"Content-Type": BATCH_TYPE})
+        except httpx.TransportError as exc:
+            log.warning("ingest unreachable (%s); retrying", exc)
+        if response is not None and response.status_code == 202:
+            answer: dict[str, Any] = response.json()
+            return answer
+        if response is not None and response.status_code != 503:
+            raise ReplayError(f"ingest answered {response.status_code}: {response.text[:2000]}")
+        delay = _retry_delay(response, attempt)
+        if time.monotonic() + delay > deadline:
+            raise ReplayError("ingest did not take the batch before the deadline")
+        attempt += 1
+        result.retries += 1
+        sleep(delay)
+
+
+def replay_http(
+    events: Sequence[dict[str, Any]],
+    url: str,
+    token: str,
+    batch: int = 500,
+    on_progress: Progress | None = None,
+    *,
+    client: httpx.Client | None = None,
+    max_wait: float = 300.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReplayResult:
+    """POST events in batches, retrying 503s (honouring Retry-After); calls `on_progress(done, total)`."""
+    endpoint = url.rstrip("/") if url.rstrip("/").endswith("/v1/events") else url.rstrip("/") + "/v1/events"
+    own = client is None
+    http = client or httpx.Client(timeout=30.0)
+    http.headers["Authorization"] = f"Bearer {token}"
+    result = ReplayResult()
+    deadline = time.monotonic() + max_wait
+    try:
+        for chunk in _chunks(events, batch):
+            answer = _post_batch(http, endpoint, orjson.dumps(list(chunk)), deadline, sleep, result)
+            result.sent += len(chunk)
+            result.accepted += int(answer.get("accepted", 0))
+            result.duplicates += int(answer.get("duplicates", 0))
+            if on_progress is not None:
+                on_progress(result.sent, len(events))
+    finally:
+        if own:
+            http.close()
+    return result
+
+
+def check_events(events: Sequence[Any]) -> None:
+    """Refuse the file when any event breaks the api-call schema, naming each by index."""
+    found = [{"index": i, **p} for i, event in enumerate(events) for p in problems(API_CALL_TYPE, event)]
+    if found:
+        raise ValidationFailed(found)
+
+
+def replay_kafka(
+    events: Sequence[dict[str, Any]],
+    bootstrap: str,
+    topic: str = topics.API_CALLS,
+    on_progress: Progress | None = None,
+    timeout: float = 60.0,
+) -> ReplayResult:
+    """Produce events straight to Kafka (acks=all, idempotent), keyed by licensee_id; wait for every ack."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap.split(","),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_block_ms=int(timeout * 1000),
+    )
+    try:
+        futures = []
+        for n, event in enumerate(events, start=1):
+            licensee = (event.get("data") or {}).get("licensee_id")
+            futures.append(
+                producer.send(topic, key=licensee.encode() if licensee else None, value=orjson.dumps(event))
+            )
+            if on_progress is not None and n % 1000 == 0:
+                on_progress(n, len(events))
+        producer.flush(timeout=timeout)
+        for future in futures:
+            future.get(timeout=timeout)
+    except KafkaError as exc:
+        raise ReplayError(f"Kafka did not acknowledge every event: {exc!r}") from exc
+    finally:
+        producer.close(timeout=10)
+    return ReplayResult(sent=len(events), accepted=len(events))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `replay` sub-command."""
+    parser = subparsers.add_parser("replay", help="send CloudEvents from FILE (JSON lines or array)")
+    parser.add_argument("file", type=Path)
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--url",
+        default=os.environ.get("TOLLGATE_INGEST_URL", ""),
+        help="ingest base URL (default: $TOLLGATE_INGEST_URL)",
+    )
+    target.add_argument("--kafka", metavar="BOOTSTRAP", default="", help="produce straight to Kafka instead")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TOLLGATE_INGEST_TOKEN", ""),
+        help="ingest bearer token (default: $TOLLGATE_INGEST_TOKEN)",
+    )
+    parser.add_argument("--batch", type=int, default=500, help="events per request (default 500)")
+    parser.add_argument("--topic", default=topics.API_CALLS, help="topic for --kafka")
+    parser.add_argument(
+        "--allow-invalid",
+        action="store_true",
+        help="with --kafka, send schema-invalid events too (they go to the DLQ)",
+    )
+    parser.set_defaults(func=_replay)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    events = load_events(args.file)
+    if not 1 <= args.batch <= 1000:
+        print("--batch must be between 1 and 1000", file=sys.stderr)
+        return 2
+    if args.kafka:
+        if not args.allow_invalid:
+            check_events(events)
+        result = replay_kafka(events, args.kafka, args.topic)
+    elif args.url and args.token:
+        result = replay_http(events, args.url, args.token, args.batch)
+    else:
+        print(
+            "give --url and --token (or $TOLLGATE_INGEST_URL and $TOLLGATE_INGEST_TOKEN), or --kafka",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        f"sent {result.sent}, accepted {result.accepted}, duplicates {result.duplicates}, "
+        f"retries {result.retries}"
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""HTTP ingest: authenticated CloudEvents over HTTP into Kafka; nothing accepted is lost."""

@@ -1,0 +1,76 @@
+"""`tollgate serve ingest`: the ingest service as a process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import uvicorn
+from prometheus_client import start_http_server
+from starlette.types import ASGIApp
+
+from services.core.tokens import FileTokenStore
+from services.ingest.app import create_app
+from services.ingest.errors import IngestError
+from services.ingest.kafka_publisher import KafkaPublisher
+from services.ingest.metrics import IngestMetrics
+from services.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+
+def run(environ: Mapping[str, str]) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight requests finish, then the producer is flushed and closed."""
+    settings = IngestSettings.from_env(environ)
+    # kafka-python logs every connection at INFO; its warnings are what an operator needs.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    publisher = KafkaPublisher(settings)
+    # Connect in the background: the service starts (and /readyz says 503) even while Kafka is down.
+    threading.Thread(target=publisher.warm_up, name="kafka-warm-up", daemon=True).start()
+    metrics = IngestMetrics()
+    metrics_server, _ = start_http_server(
+        settings.metrics_port, addr=settings.host, registry=metrics.registry
+    )
+    app = create_app(settings, publisher, FileTokenStore(settings.tokens_file), metrics=metrics)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.produce_timeout_seconds) + 5,
+    )
+    log.info(
+        "ingest on http://%s:%d, metrics on :%d, topic %s",
+        settings.host,
+        settings.port,
+        settings.metrics_port,
+        settings.topic,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        metrics_server.shutdown()
+
+
+@contextmanager
+def serve_in_thread(app: ASGIApp, port: int, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` with uvicorn in a background thread (tests, benchmarks); yields the base URL."""
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False, log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise IngestError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
