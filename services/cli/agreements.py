@@ -1,0 +1,98 @@
+"""`tollgate agreements load FILE`: validate agreements, publish them to the compacted topic, store them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.core import topics
+from services.core.agreements import Agreement, load_agreements
+from services.core.errors import TollgateError, ValidationFailed
+from services.core.events import dumps
+
+log = logging.getLogger(__name__)
+
+
+class AgreementsPublishError(TollgateError):
+    """Kafka did not acknowledge the agreements."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `agreements` sub-command."""
+    parser = subparsers.add_parser("agreements", help="manage licensee agreements")
+    actions = parser.add_subparsers(dest="action", required=True)
+    load = actions.add_parser("load", help="validate FILE, publish to Kafka, store in PostgreSQL")
+    load.add_argument("file", type=Path)
+    load.add_argument(
+        "--bootstrap",
+        default=os.environ.get("TOLLGATE_KAFKA_BOOTSTRAP", ""),
+        help="Kafka bootstrap servers (default: $TOLLGATE_KAFKA_BOOTSTRAP)",
+    )
+    load.add_argument("--topic", default=topics.AGREEMENTS, help=argparse.SUPPRESS)
+    load.set_defaults(func=_load)
+
+
+def publish_agreements(
+    bootstrap: str, agreements: Sequence[Agreement], topic: str = topics.AGREEMENTS
+) -> None:
+    """Publish each agreement keyed by licensee_id with acks=all, and wait until all are acknowledged."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, max_block_ms=15_000)
+    try:
+        futures = [
+            producer.send(topic, key=a.licensee_id.encode(), value=dumps(a.to_cloudevent()))
+            for a in agreements
+        ]
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+    except KafkaError as exc:
+        raise AgreementsPublishError(f"publishing agreements to {topic} failed: {exc}") from exc
+    finally:
+        producer.close()
+
+
+def _store(agreements: Sequence[Agreement]) -> None:
+    database_url = os.environ.get("TOLLGATE_DATABASE_URL", "").strip()
+    if not database_url:
+        return
+    try:
+        store = importlib.import_module("services.ledger.agreements_store")
+    except ModuleNotFoundError:
+        log.warning("services.ledger.agreements_store is not available; agreements not stored in PostgreSQL")
+        return
+    store.save_agreements(database_url, list(agreements))
+    log.info("stored %d agreements in PostgreSQL", len(agreements))
+
+
+def _load(args: argparse.Namespace) -> int:
+    try:
+        agreements = load_agreements(args.file)
+    except ValidationFailed as exc:
+        for problem in exc.problems:
+            sys.stderr.write(
+                f"agreement {problem.get('index', '-')}: {problem.get('field')}: {problem.get('reason')}\n"
+            )
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"cannot read {args.file}: {exc}\n")
+        return 2
+    if not args.bootstrap:
+        sys.stderr.write("no Kafka: pass --bootstrap or set TOLLGATE_KAFKA_BOOTSTRAP\n")
+        return 2
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every metadata refresh
+    try:
+        publish_agreements(args.bootstrap, agreements, args.topic)
+    except AgreementsPublishError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    log.info("published %d agreements to %s", len(agreements), args.topic)
+    _store(agreements)
+    return 0

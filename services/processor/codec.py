@@ -1,0 +1,71 @@
+"""Decoding input messages and building dead-letter records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.core.events import ApiCall, dumps, format_time, loads
+from services.core.schemas import API_CALL_TYPE, problems
+
+# A dead letter keeps at most this much of the original payload, so one huge message cannot flood the DLQ.
+_MAX_PAYLOAD_CHARS = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Why a message could not be read as an API call."""
+
+    reason: str
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+
+def decode_call(payload: bytes | None) -> ApiCall | Invalid:
+    """Parse and validate one input message."""
+    if not payload:
+        return Invalid("invalid: empty message")
+    try:
+        document = loads(payload)
+    except ValueError as exc:
+        return Invalid("invalid: not JSON", [{"field": "(message)", "reason": str(exc)[:200]}])
+    found = problems(API_CALL_TYPE, document)
+    if found:
+        return Invalid("invalid: schema", found)
+    try:
+        return ApiCall.from_cloudevent(document)
+    except (KeyError, TypeError, ValueError) as exc:
+        return Invalid("invalid: unreadable", [{"field": "(event)", "reason": str(exc)[:200]}])
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+def dead_letter(
+    source: Source,
+    reason: str,
+    payload: bytes | None,
+    detected_at: datetime,
+    found: list[dict[str, str]] | None = None,
+) -> bytes:
+    """The DLQ record: reason, problems, origin and the original payload (as text)."""
+    text = (payload or b"").decode("utf-8", errors="replace")
+    record: dict[str, Any] = {
+        "reason": reason,
+        "problems": found or [],
+        "topic": source.topic,
+        "partition": source.partition,
+        "offset": source.offset,
+        "key": source.key.decode("utf-8", errors="replace") if source.key else None,
+        "payload": text[:_MAX_PAYLOAD_CHARS],
+        "payload_truncated": len(text) > _MAX_PAYLOAD_CHARS,
+        "detected_at": format_time(detected_at),
+    }
+    return dumps(record)

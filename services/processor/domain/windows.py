@@ -1,0 +1,54 @@
+"""Event-time windows: calendar months (UTC), minutes and hours."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+MINUTE = 60
+HOUR = 3600
+
+
+def month_key(at: datetime) -> str:
+    """The calendar month (UTC) of an instant, as `YYYY-MM`."""
+    moment = at.astimezone(UTC)
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def month_bounds(key: str) -> tuple[datetime, datetime]:
+    """Start (inclusive) and end (exclusive) of the month `YYYY-MM`."""
+    year, month = (int(part) for part in key.split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def month_window(at: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding `at`."""
+    return month_bounds(month_key(at))
+
+
+def epoch(at: datetime) -> float:
+    """Seconds since the Unix epoch."""
+    return at.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    """An aware UTC datetime from epoch seconds."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def minute_index(at: datetime) -> int:
+    """The UTC minute holding `at`, as whole minutes since the epoch."""
+    return int(at.timestamp() // MINUTE)
+
+
+def minute_window(index: int) -> tuple[datetime, datetime]:
+    """Start and end of the minute `index`."""
+    start = from_epoch(index * MINUTE)
+    return start, start + timedelta(minutes=1)
+
+
+def hour_window(at: datetime) -> tuple[datetime, datetime]:
+    """The UTC hour holding `at`: the billable bucket."""
+    start = from_epoch((at.timestamp() // HOUR) * HOUR)
+    return start, start + timedelta(hours=1)

@@ -1,0 +1,80 @@
+"""The processor's settings, read from `TOLLGATE_*` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from services.core import topics
+from services.core.errors import SettingsError
+from services.core.settings import bootstrap_servers, integer, number
+from services.processor.domain.step import Policy
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """Everything a processor worker needs; `from_env` validates it."""
+
+    kafka_bootstrap: str
+    app_id: str = "tollgate-processor"
+    metrics_port: int = 9102
+    data_dir: Path = Path("var/processor")
+    lateness_seconds: float = 7 * DAY
+    dedupe_horizon_seconds: float = 7 * DAY
+    dedupe_cap: int = 10_000
+    metrics_max_licensees: int = 1000
+    partitions: int = 6
+    agreements_timeout_seconds: float = 60.0
+    input_topic: str = topics.API_CALLS
+    dlq_topic: str = topics.API_CALLS_DLQ
+    agreements_topic: str = topics.AGREEMENTS
+    alerts_topic: str = topics.ALERTS
+    billable_topic: str = topics.BILLABLE
+    loglevel: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ProcessorSettings:
+        """Read and validate the settings; raise SettingsError naming the bad variable."""
+        lateness = number(environ, "TOLLGATE_PROCESSOR_LATENESS_SECONDS", 7 * DAY)
+        horizon = number(environ, "TOLLGATE_PROCESSOR_DEDUPE_HORIZON_SECONDS", 7 * DAY)
+        if horizon < lateness:
+            # A duplicate older than the horizon but inside lateness would be counted twice.
+            raise SettingsError("TOLLGATE_PROCESSOR_DEDUPE_HORIZON_SECONDS must be at least the lateness")
+        app_id = environ.get("TOLLGATE_PROCESSOR_APP_ID", "").strip() or "tollgate-processor"
+        return cls(
+            kafka_bootstrap=bootstrap_servers(environ),
+            app_id=app_id,
+            metrics_port=integer(environ, "TOLLGATE_PROCESSOR_METRICS_PORT", 9102, 0, 65535),
+            data_dir=Path(environ.get("TOLLGATE_PROCESSOR_DATA_DIR", "").strip() or "var/processor"),
+            lateness_seconds=lateness,
+            dedupe_horizon_seconds=horizon,
+            dedupe_cap=integer(environ, "TOLLGATE_PROCESSOR_DEDUPE_CAP", 10_000, 100, 1_000_000),
+            metrics_max_licensees=integer(environ, "TOLLGATE_METRICS_MAX_LICENSEES", 1000, 1),
+            partitions=integer(environ, "TOLLGATE_PROCESSOR_PARTITIONS", 6, 1, 10_000),
+            agreements_timeout_seconds=number(
+                environ, "TOLLGATE_PROCESSOR_AGREEMENTS_TIMEOUT_SECONDS", 60.0, 1.0
+            ),
+            input_topic=_topic(environ, "INPUT", topics.API_CALLS),
+            dlq_topic=_topic(environ, "DLQ", topics.API_CALLS_DLQ),
+            agreements_topic=_topic(environ, "AGREEMENTS", topics.AGREEMENTS),
+            alerts_topic=_topic(environ, "ALERTS", topics.ALERTS),
+            billable_topic=_topic(environ, "BILLABLE", topics.BILLABLE),
+            loglevel=environ.get("TOLLGATE_LOG_LEVEL", "info").strip().lower() or "info",
+        )
+
+    def policy(self) -> Policy:
+        """The domain's bounds."""
+        return Policy(
+            timedelta(seconds=self.lateness_seconds),
+            timedelta(seconds=self.dedupe_horizon_seconds),
+            self.dedupe_cap,
+        )
+
+
+def _topic(environ: Mapping[str, str], name: str, default: str) -> str:
+    # Overrides exist for test isolation (fresh topics per test); production uses the DESIGN names.
+    return environ.get(f"TOLLGATE_PROCESSOR_TOPIC_{name}", "").strip() or default
