@@ -1,0 +1,86 @@
+"""`tollgate demo`: the story on the local stack (what `make run` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+from services.demo import story, tell
+from services.demo.scenario import demo_calls
+from services.stack import LocalStack
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `demo` sub-command."""
+    parser = subparsers.add_parser("demo", help="run the demo scenario end to end on the local stack")
+    parser.add_argument("--once", action="store_true", help="exit after printing (for scripts)")
+    parser.add_argument("--keep-stack", action="store_true", help="leave the stack running on exit")
+    parser.set_defaults(func=_demo)
+
+
+class _Progress:
+    """One status line on stderr while the replay runs: sent, rate, alerts so far."""
+
+    def __init__(self, run: story.DemoRun) -> None:
+        self.run, self.started, self.last = run, time.monotonic(), 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and done < total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6)
+        alerts = story.alerts_so_far(self.run)
+        line = f"\r  replaying: {done:,}/{total:,} events sent, {rate:,.0f} ev/s, {alerts} alerts so far"
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    stack = LocalStack()
+    print("Starting the local stack (Kafka, PostgreSQL, Prometheus, Alertmanager)...", flush=True)
+    info = stack.up()
+    run = story.start(info, Path(stack.config.stack_dir) / "demo")
+    try:
+        agreements = story.load_demo_agreements(run)
+        print(f"Loaded {len(agreements)} agreements; replaying the scenario through HTTP ingest:", flush=True)
+        accepted = story.replay(run, _Progress(run))
+        sys.stderr.write("\n")
+        story.wait_until_settled(run, len(demo_calls()))
+        print(f"{accepted:,} events accepted, processed and stored.\n")
+        _tell(run)
+        print(_urls(run))
+        if not args.once:
+            print("Running until Ctrl-C.", flush=True)
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        run.stop()
+        if not args.keep_stack:
+            stack.down()
+    return 0
+
+
+def _tell(run: story.DemoRun) -> None:
+    reports = {a.licensee_id: story.usage_report(run, a.licensee_id) for a in run.agreements}
+    print(tell.alerts_table(story.alerts(run)))
+    print(tell.usage_table(run.agreements, reports, story.DEMO_MONTH))
+    print(tell.invoices_table(story.invoices(run)))
+    print(tell.apps_without_use_case_table("omnisoft", reports["omnisoft"]))
+    print(tell.government_table("omnisoft", reports["omnisoft"]))
+
+
+def _urls(run: story.DemoRun) -> str:
+    return "\n".join([
+        "== Where to look ==",
+        f"Prometheus     {run.stack.prometheus_url}/alerts",
+        f"Alertmanager   {run.stack.alertmanager_url}/#/alerts",
+        f"Finance API    {run.ledger_url}/v1/licensees/omnisoft/invoices/{story.DEMO_MONTH}"
+        f"  (Authorization: Bearer {run.tokens['finance']})",
+        f"Ingest API     {run.services['ingest'].url}/v1/events",
+        "",
+    ])

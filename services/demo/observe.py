@@ -1,0 +1,53 @@
+"""Read what the system produced: a topic from the beginning, a service's metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.core.events import loads
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Every record of `topic` up to its end offsets now, decoded as JSON, in partition order."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout:.0f}s")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(loads(r.value) for r in batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def unique_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """The alerts on `topic`, once each by alert_id (sinks dedupe re-emissions)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for event in read_topic(bootstrap, topic):
+        seen.setdefault(event["data"]["alert_id"], event["data"])
+    order = ("licensee_id", "detected_at", "rule", "subject")
+    return sorted(seen.values(), key=lambda a: tuple(str(a.get(k, "")) for k in order))
+
+
+def metric_sum(address: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` at http://address/metrics whose labels include `labels`."""
+    text = httpx.get(f"http://{address}/metrics", timeout=5.0).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

@@ -1,0 +1,79 @@
+"""Turn a finished demo run into the tables `make run` prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.core.agreements import Agreement
+from services.demo.tables import money, render_table
+
+
+def alerts_table(alerts: list[dict[str, Any]]) -> str:
+    """Every alert raised, with what it is about and its evidence."""
+    rows = [
+        [
+            a["licensee_id"], a["rule"], a["severity"], a.get("subject") or "-",
+            _ratio(a.get("observed"), a.get("limit")), a["window_start"][:16],
+            (a["evidence"].get("event_ids") or ["-"])[0],
+        ]
+        for a in alerts
+    ]
+    headers = ["licensee", "rule", "severity", "about", "observed/limit", "window from", "first evidence"]
+    return render_table(f"Alerts raised ({len(alerts)})", headers, rows)
+
+
+def usage_table(agreements: list[Agreement], reports: dict[str, dict[str, Any]], month: str) -> str:
+    """Each licensee's usage in `month` against its monthly caps."""
+    rows = []
+    for agreement in agreements:
+        apps = [r for r in reports[agreement.licensee_id]["apps"] if r["month"] == month]
+        calls, records = sum(r["calls"] for r in apps), sum(r["records"] for r in apps)
+        limits = agreement.limits
+        rows.append([
+            agreement.licensee_id, calls, limits.calls_per_month, _percent(calls, limits.calls_per_month),
+            records, limits.records_per_month, _percent(records, limits.records_per_month),
+            len({r["app_id"] for r in apps}),
+        ])
+    headers = ["licensee", "calls", "cap", "used", "records", "cap", "used", "apps"]
+    return render_table(f"Usage against caps, {month}", headers, rows)
+
+
+def invoices_table(invoices: dict[str, dict[str, Any]]) -> str:
+    """Every invoice line and each invoice's total."""
+    rows: list[list[object]] = []
+    for licensee, invoice in invoices.items():
+        currency = invoice["currency"]
+        for line in invoice["lines"]:
+            rows.append([licensee, line["description"], money(int(line["amount_minor"]), currency)])
+        rows.append([licensee, "TOTAL", money(int(invoice["total_minor"]), currency)])
+    return render_table("Invoices", ["licensee", "line", "amount"], rows)
+
+
+def government_table(licensee_id: str, report: dict[str, Any]) -> str:
+    """The government-access section of a licensee's usage report."""
+    rows = [
+        [
+            g["org_id"], str(g["first_seen"])[:19], str(g["last_seen"])[:19], g["calls"], g["records"],
+            str(g["notified_at"])[:19] if g.get("notified_at") else "never", g["notice_first"],
+        ]
+        for g in report["government"]
+    ]
+    headers = ["government org", "first seen", "last seen", "calls", "records", "notified", "notice first"]
+    return render_table(f"Government access, {licensee_id}", headers, rows)
+
+
+def apps_without_use_case_table(licensee_id: str, report: dict[str, Any]) -> str:
+    """Apps with no declared use case (registered or not)."""
+    rows = [[a["app_id"], a["registered"], a["calls"], a["records"]] for a in report["apps_without_use_case"]]
+    return render_table(f"Apps without a declared use case, {licensee_id}", ["app", "registered", "calls",
+                                                                              "records"], rows)
+
+
+def _ratio(observed: object, limit: object) -> str:
+    if observed is None or limit is None:
+        return "-"
+    return f"{observed}/{limit}"
+
+
+def _percent(value: int, cap: int) -> str:
+    return f"{100 * value // cap}%" if cap else "-"
