@@ -1,0 +1,158 @@
+"""Ledger throughput: billable messages drained from Kafka into PostgreSQL against a plain COPY.
+
+    python -m bench.ledger_bench [--database-url URL] [--bootstrap HOST:PORT] [--rows N] [--runs 3]
+
+Each run pre-produces N billable messages on a fresh 6-partition topic, then times `LedgerConsumer.drain`
+(decode, schema check, COPY into staging, INSERT ... ON CONFLICT, offsets, commit) from start to the last
+commit. The baseline COPYs the same rows straight into `usage_entries` of a fresh schema in one transaction.
+Figures are medians of the runs; JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+from psycopg import sql
+
+from services.core.events import ApiCall, UsageRecorded, dumps
+from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
+from services.ledger.consumer import LedgerConsumer
+from services.ledger.migrate import apply_migrations
+from services.ledger.settings import DEFAULT_APP_ROLE, LedgerSettings, role_of
+from services.stack.kafka import create_topics
+
+log = logging.getLogger("bench.ledger")
+START = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+def billables(count: int, run: str) -> list[UsageRecorded]:
+    """`count` distinct billable deltas spread over 60 licensees (so every partition gets some)."""
+    out = []
+    for i in range(count):
+        at = START + timedelta(seconds=i % (29 * 86400))
+        call = ApiCall(f"{run}-{i}", "bench-gw", at, f"lic-{i % 60}", f"app-{i % 7}", "/x", "GET", 200, 5,
+                       100, f"org-{i % 11}", "commercial")  # fmt: skip
+        bucket = at.replace(minute=0, second=0, microsecond=0)
+        out.append(UsageRecorded.for_call(call, bucket, bucket + timedelta(hours=1)))
+    return out
+
+
+@contextmanager
+def schema(owner_url: str, app_role: str) -> Iterator[str]:
+    """A fresh migrated schema; yields the owner URL pointing at it; dropped afterwards."""
+    name = f"bench_ledger_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    url = f"{owner_url}{'&' if '?' in owner_url else '?'}options={quote(f'-csearch_path={name}')}"
+    try:
+        apply_migrations(url, app_role)
+        yield url
+    finally:
+        with psycopg.connect(owner_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def produce(bootstrap: str, topic: str, usages: list[UsageRecorded]) -> None:
+    """Publish with acks=all, keyed by licensee like the processor does."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024)
+    for usage in usages:
+        producer.send(topic, key=usage.licensee_id.encode(), value=dumps(usage.to_cloudevent()))
+    producer.flush(timeout=120)
+    producer.close()
+
+
+def ledger_once(owner_url: str, bootstrap: str, app_role: str, rows: int) -> float:
+    """Rows/s of the ledger consumer draining `rows` pre-produced messages."""
+    topic = f"bench.ledger.{uuid.uuid4().hex[:8]}"
+    create_topics(bootstrap, 6, {topic: {"partitions": 6, "configs": {}}})
+    try:
+        produce(bootstrap, topic, billables(rows, topic))
+        with schema(owner_url, app_role) as url:
+            settings = LedgerSettings(
+                kafka_bootstrap=bootstrap,
+                app_database_url=url,
+                tokens_file=Path("/dev/null"),
+                topic=topic,
+                dlq_topic=topic + ".dlq",
+            )
+            consumer = LedgerConsumer(settings)
+            started = time.perf_counter()
+            consumer.drain(timeout=600)
+            seconds = time.perf_counter() - started
+            consumer.close()
+            with psycopg.connect(url) as conn:
+                stored = conn.execute("SELECT count(*) FROM usage_entries").fetchone()
+            assert stored is not None and stored[0] == rows, f"stored {stored}, expected {rows}"
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.delete_topics([topic])
+        admin.close()
+    return rows / seconds
+
+
+def copy_once(owner_url: str, app_role: str, rows: int) -> float:
+    """Rows/s of one plain binary COPY of the same rows into `usage_entries`."""
+    data = [to_row(u, "bench", i % 6, i) for i, u in enumerate(billables(rows, uuid.uuid4().hex[:8]))]
+    with schema(owner_url, app_role) as url, psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(
+                f"COPY usage_entries ({', '.join(USAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(list(USAGE_TYPES))
+            for row in data:
+                copy.write_row(row)
+        conn.commit()
+        return rows / (time.perf_counter() - started)
+
+
+def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
+        app_database_url: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Median ledger and COPY rows/s over `runs` runs, and their ratio."""
+    role = role_of(app_database_url) if app_database_url else DEFAULT_APP_ROLE
+    ledger = [ledger_once(database_url, bootstrap, role, rows) for _ in range(runs)]
+    copy = [copy_once(database_url, role, rows) for _ in range(runs)]
+    med_ledger, med_copy = statistics.median(ledger), statistics.median(copy)
+    return {
+        "rows": rows, "runs": runs,
+        "ledger_rows_per_s": [round(v) for v in ledger], "copy_rows_per_s": [round(v) for v in copy],
+        "median": {"ledger_rows_per_s": round(med_ledger), "copy_rows_per_s": round(med_copy),
+                   "ratio": round(med_ledger / med_copy, 3)},
+        "command": f"python -m bench.ledger_bench --rows {rows} --runs {runs}",
+    }  # fmt: skip
+
+
+def main() -> None:
+    """Run against $TOLLGATE_DATABASE_URL and $TOLLGATE_KAFKA_BOOTSTRAP (or the flags); print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("TOLLGATE_DATABASE_URL", ""))
+    parser.add_argument("--bootstrap", default=os.environ.get("TOLLGATE_KAFKA_BOOTSTRAP", ""))
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    result = run(
+        args.database_url, args.bootstrap, args.rows, args.runs, os.environ.get("TOLLGATE_APP_DATABASE_URL")
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

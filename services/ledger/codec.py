@@ -1,0 +1,116 @@
+"""Decode and check one billable Kafka record into a row for `usage_entries` (pure: no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from services.core.events import UsageRecorded
+from services.core.schemas import BILLABLE_TYPE, problems
+from services.ledger.errors import Rejected
+
+MAX_BUCKET = timedelta(hours=1)
+# bigint holds 2**63-1; anything near that is a bug upstream, and would overflow monthly sums.
+MAX_COUNT = 2**40
+
+USAGE_COLUMNS = (
+    "usage_id",
+    "licensee_id",
+    "app_id",
+    "period_start",
+    "period_end",
+    "occurred_at",
+    "calls",
+    "records",
+    "org_id",
+    "org_type",
+    "source_event_source",
+    "source_event_id",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+USAGE_TYPES = ("text", "text", "text", "timestamptz", "timestamptz", "timestamptz", "int8", "int8",
+               "text", "text", "text", "text", "text", "int4", "int8")  # fmt: skip
+UsageRow = tuple[Any, ...]
+
+
+def decode(value: bytes | None) -> UsageRecorded:
+    """The billable delta in a record's value; raise Rejected with a reason naming the problem."""
+    if value is None:
+        raise Rejected("record has no value")
+    try:
+        envelope = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(f"not JSON: {exc}") from exc
+    found = problems(BILLABLE_TYPE, envelope)
+    if found:
+        raise Rejected("; ".join(f"{p['field']}: {p['reason']}" for p in found[:5]))
+    try:
+        usage = UsageRecorded.from_cloudevent(envelope)
+        canonical = str(uuid.UUID(usage.usage_id))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Rejected(f"data: {exc}") from exc
+    _check(usage)
+    # PostgreSQL text cannot hold NUL; refusing it here keeps one bad record from stalling a whole batch.
+    if b"\\u0000" in value and _has_nul(envelope):
+        raise Rejected("data: strings must not contain NUL characters")
+    return usage if canonical == usage.usage_id else _with_id(usage, canonical)
+
+
+def _check(usage: UsageRecorded) -> None:
+    if not usage.period_start < usage.period_end <= usage.period_start + MAX_BUCKET:
+        raise Rejected("data.period_end: must be after period_start, by at most one hour")
+    if usage.calls > MAX_COUNT or usage.records > MAX_COUNT:
+        raise Rejected("data.calls/records: implausibly large")
+
+
+def _has_nul(document: Any) -> bool:
+    if isinstance(document, str):
+        return "\x00" in document
+    if isinstance(document, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in document.items())
+    if isinstance(document, list):
+        return any(_has_nul(v) for v in document)
+    return False
+
+
+def _with_id(usage: UsageRecorded, usage_id: str) -> UsageRecorded:
+    return UsageRecorded(
+        usage_id,
+        usage.licensee_id,
+        usage.app_id,
+        usage.period_start,
+        usage.period_end,
+        usage.calls,
+        usage.records,
+        usage.occurred_at,
+        usage.org_id,
+        usage.org_type,
+        usage.source_event,
+    )
+
+
+def to_row(usage: UsageRecorded, topic: str, partition: int, offset: int) -> UsageRow:
+    """The `usage_entries` row of a delta, in `USAGE_COLUMNS` order, with its Kafka source."""
+    source, event_id = usage.source_event or (None, None)
+    return (
+        usage.usage_id,
+        usage.licensee_id,
+        usage.app_id,
+        usage.period_start,
+        usage.period_end,
+        usage.occurred_at,
+        usage.calls,
+        usage.records,
+        usage.org_id,
+        usage.org_type,
+        source,
+        event_id,
+        topic,
+        partition,
+        offset,
+    )

@@ -1,0 +1,260 @@
+"""Billable deltas from Kafka into PostgreSQL, exactly once in effect.
+
+Delivery guarantee:
+- Kafka delivers at least once: offsets are never committed to Kafka. On start (and after any failure) the
+  consumer seeks every partition to the next offset stored in `consumer_offsets`, or to the beginning.
+- Effects in PostgreSQL are exactly once: a batch's usage rows, its dead letters and the partitions' next
+  offsets are written in ONE transaction, and each usage_id is stored once (primary key, ON CONFLICT DO
+  NOTHING), so replays, processor re-emissions and records re-read after a crash change nothing.
+- A failed batch (PostgreSQL down, Kafka error) is rolled back, offsets do not move, and the consumer seeks
+  back to the stored offsets and retries with capped exponential backoff: records are never skipped.
+- The DLQ topic is at least once: a crash between producing a dead letter and committing repeats it there;
+  the `dead_letters` table holds each (topic, partition, offset) once.
+
+Partitions are assigned statically (all of the topic's, or TOLLGATE_LEDGER_PARTITIONS), without a consumer
+group. Two instances on the same partitions stay correct (idempotent rows, offsets only move forward) but do
+the work twice; to scale out, give each instance a disjoint partition list. Added partitions need a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, UsageRow, decode, to_row
+from services.ledger.dead_letters import DeadLetterPublisher, dead_letter_rows
+from services.ledger.errors import LedgerError, Rejected
+from services.ledger.metrics import LedgerMetrics
+from services.ledger.settings import LedgerSettings
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = ", ".join(USAGE_COLUMNS)
+STAGING_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS ledger_usage_staging (LIKE usage_entries INCLUDING DEFAULTS) "
+    "ON COMMIT DELETE ROWS"
+)
+COPY_STAGING = f"COPY ledger_usage_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+# The column list is a constant of this module, never input: nothing outside reaches this string.
+INSERT_USAGE = (
+    f"INSERT INTO usage_entries ({_COLUMNS}) SELECT {_COLUMNS} FROM ledger_usage_staging "  # noqa: S608
+    "ON CONFLICT (usage_id) DO NOTHING"
+)
+INSERT_DEAD = (
+    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, reason, payload) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT ON CONSTRAINT dead_letters_once DO NOTHING"
+)
+UPSERT_OFFSETS = """INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset)
+    SELECT %s, %s, p, o FROM unnest(%s::int[], %s::bigint[]) AS t(p, o)
+    ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE
+    SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"""
+SELECT_OFFSETS = (
+    "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = %s AND topic = %s"
+)
+TRANSIENT = (psycopg.Error, KafkaError, OSError, LedgerError)
+
+
+class LedgerConsumer:
+    """One consumer of the billable topic; `run` until stopped, or `drain` what is there (tests, bench)."""
+
+    def __init__(
+        self, settings: LedgerSettings, metrics: LedgerMetrics | None = None, database_url: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url or settings.app_database_url
+        self.metrics = metrics or LedgerMetrics()
+        self.positions: dict[int, int] = {}  # next offset per partition, as committed in PostgreSQL
+        self._kafka: Any = None
+        self._dlq: DeadLetterPublisher | None = None
+        self._conn: psycopg.Connection | None = None
+        self._assigned: list[TopicPartition] = []
+        self._needs_seek = True
+        self._failures = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set; each failure is rolled back and retried, never skipped."""
+        try:
+            while not stop.is_set():
+                self.attempt(stop)
+        finally:
+            self.close()
+
+    def attempt(self, stop: threading.Event | None = None) -> int:
+        """One batch; on failure roll back, back off and return 0 (the next attempt seeks back first)."""
+        try:
+            handled = self.step()
+        except TRANSIENT as exc:
+            self._failures += 1
+            delay = min(self.settings.backoff_max_seconds, 0.2 * 2 ** min(self._failures, 10))
+            delay *= random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not security
+            log.warning(
+                "ledger batch failed, rolled back, offsets not advanced; retry %d in %.1fs: %s",
+                self._failures,
+                delay,
+                exc,
+            )
+            self._reset()
+            (stop or threading.Event()).wait(delay)
+            return 0
+        self._failures = 0
+        return handled
+
+    def step(self) -> int:
+        """Poll one batch and write it in one transaction; return the records handled."""
+        self._ensure_ready()
+        batch = self._kafka.poll(
+            timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_max
+        )
+        records = [record for part in batch.values() for record in part]
+        if records:
+            rows, dead = self._decode(records)
+            ends: dict[int, int] = {}
+            for record in records:
+                ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+            if dead:
+                self._dlq = self._dlq or DeadLetterPublisher(
+                    self.settings.kafka_bootstrap, self.settings.dlq_topic
+                )
+                self._dlq.publish(dead)
+            inserted = self._write(rows, dead, ends)
+            self.positions.update(ends)
+            self.metrics.written("usage", inserted)
+        self._report_lag()
+        return len(records)
+
+    def drain(self, timeout: float = 120.0) -> None:
+        """Consume until every partition is committed up to the end offsets seen now."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._ensure_ready()
+                ends = self._kafka.end_offsets(self._assigned)
+                break
+            except TRANSIENT as exc:
+                if time.monotonic() > deadline:
+                    raise LedgerError(f"cannot reach Kafka and PostgreSQL: {exc}") from exc
+                self._reset()
+                time.sleep(0.5)
+        while any(self.positions.get(tp.partition, 0) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise LedgerError(f"drain timed out at {self.positions}, ends {ends}")
+            self.attempt()
+
+    def _decode(self, records: Sequence[Any]) -> tuple[list[UsageRow], list[tuple[Any, str]]]:
+        rows: list[UsageRow] = []
+        dead: list[tuple[Any, str]] = []
+        for record in records:
+            try:
+                rows.append(to_row(decode(record.value), record.topic, record.partition, record.offset))
+            except Rejected as exc:
+                log.warning("dead letter %s/%d@%d: %s", record.topic, record.partition, record.offset, exc)
+                dead.append((record, str(exc)[:1000]))
+        return rows, dead
+
+    def _write(self, rows: Sequence[UsageRow], dead: Sequence[tuple[Any, str]], ends: dict[int, int]) -> int:
+        assert self._conn is not None  # noqa: S101 - _ensure_ready connected
+        inserted = 0
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            if rows:
+                with cursor.copy(COPY_STAGING) as copy:
+                    copy.set_types(list(USAGE_TYPES))
+                    for row in rows:
+                        copy.write_row(row)
+                cursor.execute(INSERT_USAGE)
+                inserted = cursor.rowcount
+            if dead:
+                cursor.executemany(INSERT_DEAD, dead_letter_rows(dead))
+            cursor.execute(
+                UPSERT_OFFSETS,
+                (self.settings.consumer_group, self.settings.topic, list(ends), list(ends.values())),
+            )
+        return inserted
+
+    def _ensure_ready(self) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self.database_url, connect_timeout=5, keepalives=1, keepalives_idle=10
+            )
+            with self._conn.transaction():
+                self._conn.execute(STAGING_DDL)
+            self._needs_seek = True
+        if self._kafka is None:
+            self._kafka = self._new_kafka()
+            self._needs_seek = True
+        if self._needs_seek:
+            self._seek()
+            self._needs_seek = False
+
+    def _new_kafka(self) -> Any:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.batch_max,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            client_id="tollgate-ledger",
+        )
+        available = consumer.partitions_for_topic(self.settings.topic)
+        wanted = set(self.settings.partitions) if self.settings.partitions is not None else available
+        if not available or not wanted <= available:
+            consumer.close(autocommit=False)
+            raise LedgerError(
+                f"topic {self.settings.topic} has partitions {sorted(available)}, need {sorted(wanted)}"
+            )
+        self._assigned = [TopicPartition(self.settings.topic, p) for p in sorted(wanted)]
+        consumer.assign(self._assigned)
+        return consumer
+
+    def _seek(self) -> None:
+        """Position every partition at the offset PostgreSQL says comes next: the only source of truth."""
+        assert self._conn is not None  # noqa: S101
+        with self._conn.transaction():
+            stored: dict[int, int] = dict(
+                self._conn.execute(SELECT_OFFSETS, (self.settings.consumer_group, self.settings.topic))
+            )
+        self.positions = {
+            tp.partition: stored[tp.partition] for tp in self._assigned if tp.partition in stored
+        }
+        for tp in self._assigned:
+            if tp.partition in self.positions:
+                self._kafka.seek(tp, self.positions[tp.partition])
+            else:
+                self._kafka.seek_to_beginning(tp)
+        log.info("ledger consumer positioned at %s (others from the beginning)", self.positions)
+
+    def _report_lag(self) -> None:
+        for tp in self._assigned:
+            highwater = self._kafka.highwater(tp)
+            if highwater is not None:
+                self.metrics.lag.labels(str(tp.partition)).set(
+                    max(0, highwater - self.positions.get(tp.partition, 0))
+                )
+
+    def _reset(self) -> None:
+        """Drop the connection (a broken one cannot be trusted) and seek again before the next batch."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                log.debug("closing a broken connection failed", exc_info=True)
+            self._conn = None
+        self._needs_seek = True
+
+    def close(self) -> None:
+        """Release Kafka and PostgreSQL; nothing is committed to Kafka."""
+        self._reset()
+        if self._kafka is not None:
+            self._kafka.close(autocommit=False)
+            self._kafka = None
+        if self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None

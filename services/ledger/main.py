@@ -1,0 +1,100 @@
+"""`tollgate serve ledger`: migrations, the consumer thread, periodic invoicing and the finance/audit API."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Mapping
+from datetime import timedelta
+
+import uvicorn
+from prometheus_client import start_http_server
+
+from services.core.clock import Clock, SystemClock
+from services.core.tokens import FileTokenStore
+from services.ledger.api import create_app
+from services.ledger.consumer import LedgerConsumer
+from services.ledger.db import open_pool, pool_connector
+from services.ledger.invoices import Invoicer
+from services.ledger.metrics import LedgerMetrics
+from services.ledger.migrate import apply_migrations
+from services.ledger.pricing import Month
+from services.ledger.settings import LedgerSettings
+
+log = logging.getLogger(__name__)
+
+
+def invoice_periodically(invoicer: Invoicer, interval: float, stop: threading.Event) -> None:
+    """Issue due invoices every `interval` seconds; a failed round is logged and retried next time."""
+    while not stop.is_set():
+        try:
+            issued = invoicer.issue_due()
+            if issued:
+                log.info("issued %d invoices: %s", len(issued), ", ".join(issued))
+        except Exception:  # one bad round (database down) must not end invoicing for good
+            log.exception("periodic invoicing failed; retrying in %.0fs", interval)
+        stop.wait(interval)
+
+
+def _keep_exit_graceful(stop: threading.Event) -> None:
+    """uvicorn re-raises SIGTERM/SIGINT after its shutdown, restoring the previous handlers first; with the
+    default handlers the process would die there, before the consumer finishes its batch and exits 0."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+
+def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; then the API drains, the consumer finishes its batch, and all closes."""
+    settings = LedgerSettings.from_env(environ)
+    if settings.owner_database_url:
+        applied = apply_migrations(settings.owner_database_url, settings.app_role)
+        log.info("ledger schema up to date (%d migrations applied now)", len(applied))
+    clock = clock or SystemClock()
+    metrics = LedgerMetrics()
+    metrics_server, _ = start_http_server(
+        settings.metrics_port, addr=settings.host, registry=metrics.registry
+    )
+    pool = open_pool(settings.app_database_url, settings.pool_size)
+    pool.open(wait=False)
+    connect = pool_connector(pool)
+    start = Month.parse(settings.billing_start) if settings.billing_start else None
+    invoicer = Invoicer(connect, clock, timedelta(hours=settings.invoice_grace_hours), metrics, start)
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=LedgerConsumer(settings, metrics).run, args=(stop,), name="ledger-consumer"),
+        threading.Thread(
+            target=invoice_periodically,
+            args=(invoicer, settings.invoice_interval_seconds, stop),
+            name="ledger-invoicer",
+        ),
+    ]
+    for worker in workers:
+        worker.start()
+    app = create_app(settings, connect, FileTokenStore(settings.tokens_file), clock, metrics, invoicer)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    log.info(
+        "ledger on http://%s:%d, metrics on :%d, consuming %s",
+        settings.host,
+        settings.port,
+        settings.metrics_port,
+        settings.topic,
+    )
+    _keep_exit_graceful(stop)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+        pool.close()
+        metrics_server.shutdown()

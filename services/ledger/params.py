@@ -1,0 +1,115 @@
+"""Request parameter checks (pure): each failure is a BadParameter naming the field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from services.core.events import parse_time
+from services.ledger.errors import BadParameter
+from services.ledger.pricing import Month
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_LIMIT = 10_000
+MAX_AMOUNT = 10**15  # ten trillion units of a two-decimal currency: anything bigger is a typo
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A correction finance posts to the ledger."""
+
+    amount_minor: int
+    reason: str
+    reference: str
+    currency: str | None
+
+
+def licensee(value: str) -> str:
+    """A licensee id, as the message schemas spell it."""
+    if not _ID.match(value):
+        raise BadParameter(
+            "licensee_id",
+            "must be 1-128 characters: letters, digits and ._:@/-, not starting with punctuation",
+        )
+    return value
+
+
+def month(value: str) -> Month:
+    """`YYYY-MM`."""
+    try:
+        return Month.parse(value)
+    except ValueError as exc:
+        raise BadParameter("month", "must be YYYY-MM, e.g. 2026-10") from exc
+
+
+def instant(name: str, value: str) -> datetime:
+    """`YYYY-MM-DD` (midnight UTC), `YYYY-MM` (the month's first instant) or RFC 3339 with an offset."""
+    text = value.strip()
+    try:
+        if _DAY.match(text):
+            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        if len(text) == 7:
+            return Month.parse(text).start
+        if len(text) > 64:
+            raise ValueError("too long")
+        return parse_time(text)
+    except (ValueError, OverflowError) as exc:
+        raise BadParameter(name, "must be YYYY-MM-DD, YYYY-MM or an RFC 3339 time with offset") from exc
+
+
+def time_range(query: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    """Optional `from` (inclusive) and `to` (exclusive)."""
+    start = instant("from", query["from"]) if query.get("from") else None
+    end = instant("to", query["to"]) if query.get("to") else None
+    if start is not None and end is not None and end <= start:
+        raise BadParameter("to", "must be after from")
+    return start, end
+
+
+def limit(query: Mapping[str, str], default: int = 1000) -> int:
+    """How many rows at most, 1 to MAX_LIMIT."""
+    raw = query.get("limit")
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadParameter("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def adjustment(body: Any) -> Adjustment:
+    """`{amount_minor, reason, reference, currency?}`; amount non-zero, reason and reference required."""
+    if not isinstance(body, dict):
+        raise BadParameter("body", "must be a JSON object")
+    amount = body.get("amount_minor")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0 or abs(amount) > MAX_AMOUNT:
+        raise BadParameter("amount_minor", f"must be a non-zero integer of minor units, at most {MAX_AMOUNT}")
+    reason, reference, currency = body.get("reason"), body.get("reference"), body.get("currency")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise BadParameter("reason", "must be text of 1-500 characters")
+    if not isinstance(reference, str) or not reference.strip() or len(reference) > 200:
+        raise BadParameter("reference", "must name the ledger entry or invoice corrected (1-200 characters)")
+    if currency is not None and (not isinstance(currency, str) or not _CURRENCY.match(currency)):
+        raise BadParameter("currency", "must be an ISO 4217 code such as USD")
+    unknown = sorted(set(body) - {"amount_minor", "reason", "reference", "currency"})
+    if unknown:
+        raise BadParameter(unknown[0], "is not a known field")
+    return Adjustment(amount, reason.strip(), reference.strip(), currency)
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """An optional `Idempotency-Key` header: retries with the same key post once."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 200 or not value.isprintable():
+        raise BadParameter("Idempotency-Key", "must be 1-200 printable characters")
+    return value
+
+
+def wants_csv(accept: str) -> bool:
+    """Whether the client asked for CSV (`Accept: text/csv`)."""
+    return any(part.split(";")[0].strip().lower() == "text/csv" for part in accept.split(","))

@@ -1,0 +1,139 @@
+"""Reads and adjustment posts for the API and the CLI; every query is parameterized."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from services.ledger.agreements_store import agreements_in_force
+from services.ledger.errors import BadParameter
+from services.ledger.params import Adjustment
+from services.ledger.pricing import Month
+from services.ledger.reports import AppMonth, OrgUse, usage_report
+
+# Open ends of a range: PostgreSQL's own infinities keep the SQL the same with or without bounds.
+_FAR = ("-infinity", "infinity")
+
+LEDGER = """SELECT entry_id, licensee_id, kind, amount_minor, currency, reference, reason, invoice_id,
+        created_at
+    FROM ledger_entries
+    WHERE licensee_id = %s AND created_at >= %s::timestamptz AND created_at < %s::timestamptz
+    ORDER BY created_at, entry_id LIMIT %s"""
+APP_MONTHS = """SELECT app_id, (date_trunc('month', period_start, 'UTC') AT TIME ZONE 'UTC')::date,
+        sum(calls), sum(records)
+    FROM usage_entries
+    WHERE licensee_id = %s AND period_start >= %s::timestamptz AND period_start < %s::timestamptz
+    GROUP BY 1, 2"""
+GOVERNMENT = """SELECT org_id, min(coalesce(occurred_at, period_start)),
+        max(coalesce(occurred_at, period_start)), sum(calls), sum(records)
+    FROM usage_entries WHERE licensee_id = %s AND org_type = 'government'
+      AND period_start >= %s::timestamptz AND period_start < %s::timestamptz
+    GROUP BY org_id"""
+
+
+def _bounds(start: datetime | None, end: datetime | None) -> tuple[Any, Any]:
+    return (start if start is not None else _FAR[0], end if end is not None else _FAR[1])
+
+
+def ledger_entries(
+    conn: psycopg.Connection, licensee_id: str, start: datetime | None, end: datetime | None, limit: int
+) -> dict[str, Any]:
+    """Entries created in `[start, end)`, oldest first; `truncated` when more than `limit` matched."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(LEDGER, (licensee_id, *_bounds(start, end), limit + 1)).fetchall()
+    return {"licensee_id": licensee_id, "entries": rows[:limit], "truncated": len(rows) > limit}
+
+
+def invoice(conn: psycopg.Connection, licensee_id: str, month: Month) -> dict[str, Any] | None:
+    """An issued invoice with its lines, or None."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        head = cursor.execute(
+            """SELECT invoice_id, licensee_id, to_char(month, 'YYYY-MM') AS month, currency, total_minor,
+               issued_at, pricing_rules FROM invoices WHERE licensee_id = %s AND month = %s""",
+            (licensee_id, month.start.date()),
+        ).fetchone()
+        if head is None:
+            return None
+        lines = cursor.execute(
+            """SELECT line_no, kind, description, to_char(usage_month, 'YYYY-MM') AS usage_month, calls,
+               records, amount_minor, reference FROM invoice_lines WHERE invoice_id = %s ORDER BY line_no""",
+            (head["invoice_id"],),
+        ).fetchall()
+    return {**head, "lines": lines}
+
+
+def invoices_for_month(conn: psycopg.Connection, month: Month) -> list[str]:
+    """The licensees invoiced for a month."""
+    rows = conn.execute("SELECT licensee_id FROM invoices WHERE month = %s ORDER BY 1", (month.start.date(),))
+    return [row[0] for row in rows]
+
+
+def report(
+    conn: psycopg.Connection, licensee_id: str, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    """The auditor's usage report for `[start, end)` of event time buckets."""
+    bounds = _bounds(start, end)
+    months = [
+        AppMonth(a, m, int(c), int(r)) for a, m, c, r in conn.execute(APP_MONTHS, (licensee_id, *bounds))
+    ]
+    orgs = [
+        OrgUse(o, f, la, int(c), int(r))
+        for o, f, la, c, r in conn.execute(GOVERNMENT, (licensee_id, *bounds))
+    ]
+    document = usage_report(licensee_id, agreements_in_force(conn, licensee_id), months, orgs)
+    return {**document, "from": start, "to": end}
+
+
+def post_adjustment(
+    conn: psycopg.Connection, licensee_id: str, adjustment: Adjustment, key: str | None, now: datetime
+) -> tuple[dict[str, Any], bool]:
+    """Append an adjustment entry (inside the caller's transaction); return (entry, created)."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        if key is not None:
+            found = cursor.execute(
+                "SELECT * FROM ledger_entries WHERE licensee_id = %s AND idempotency_key = %s",
+                (licensee_id, key),
+            ).fetchone()
+            if found is not None:
+                return _public(found), False
+        currency = _currency(conn, licensee_id, adjustment)
+        entry = cursor.execute(
+            """INSERT INTO ledger_entries (licensee_id, kind, amount_minor, currency, reference, reason,
+               idempotency_key, created_at) VALUES (%s, 'adjustment', %s, %s, %s, %s, %s, %s) RETURNING *""",
+            (
+                licensee_id,
+                adjustment.amount_minor,
+                currency,
+                adjustment.reference,
+                adjustment.reason,
+                key,
+                now,
+            ),
+        ).fetchone()
+    assert entry is not None  # noqa: S101 - INSERT ... RETURNING returns the row
+    return _public(entry), True
+
+
+def _currency(conn: psycopg.Connection, licensee_id: str, adjustment: Adjustment) -> str:
+    """The reference must be this licensee's invoice or ledger entry; the currency must match it."""
+    reference = adjustment.reference
+    row = conn.execute(
+        "SELECT currency FROM invoices WHERE licensee_id = %s AND invoice_id = %s", (licensee_id, reference)
+    ).fetchone()
+    if row is None and reference.isdigit() and len(reference) < 19:
+        row = conn.execute(
+            "SELECT currency FROM ledger_entries WHERE licensee_id = %s AND entry_id = %s",
+            (licensee_id, int(reference)),
+        ).fetchone()
+    if row is None:
+        raise BadParameter("reference", "must be an invoice id or ledger entry id of this licensee")
+    if adjustment.currency is not None and adjustment.currency != row[0]:
+        raise BadParameter("currency", f"must be {row[0]}, the currency of the entry corrected")
+    return str(row[0])
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key != "idempotency_key"}

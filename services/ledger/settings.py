@@ -1,0 +1,115 @@
+"""Ledger settings, read once from `TOLLGATE_*` variables and validated."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from services.core import topics
+from services.core.errors import SettingsError
+from services.core.settings import bootstrap_servers, database_url, integer, number, tokens_file
+
+DEFAULT_APP_ROLE = "tollgate_app"
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def role_of(url: str, default: str = DEFAULT_APP_ROLE) -> str:
+    """The login role a PostgreSQL URL connects as."""
+    return unquote(urlsplit(url).username or "") or default
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """Everything the ledger service needs; build it with `from_env`."""
+
+    kafka_bootstrap: str
+    app_database_url: str
+    tokens_file: Path
+    # The owner role migrates; optional when migrations run elsewhere (`tollgate ledger migrate`).
+    owner_database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8081
+    metrics_port: int = 9103
+    invoice_grace_hours: int = 72
+    invoice_interval_seconds: float = 300.0
+    # The first month the periodic invoicer considers (`YYYY-MM`); default: the month of the first usage.
+    billing_start: str | None = None
+    topic: str = topics.BILLABLE
+    dlq_topic: str = topics.BILLABLE_DLQ
+    consumer_group: str = "tollgate-ledger"
+    batch_max: int = 5000
+    poll_timeout_ms: int = 500
+    # None: every partition of the topic (static assignment); see services/ledger/consumer.py.
+    partitions: tuple[int, ...] | None = None
+    backoff_max_seconds: float = 30.0
+    pool_size: int = 8
+
+    @property
+    def app_role(self) -> str:
+        """The service role the grants are for."""
+        return role_of(self.app_database_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LedgerSettings:
+        """Read and validate; SettingsError names the first bad variable."""
+        owner = environ.get("TOLLGATE_DATABASE_URL", "").strip()
+        app = environ.get("TOLLGATE_APP_DATABASE_URL", "").strip()
+        settings = cls(
+            kafka_bootstrap=bootstrap_servers(environ),
+            app_database_url=database_url(
+                environ, "TOLLGATE_APP_DATABASE_URL" if app else "TOLLGATE_DATABASE_URL"
+            ),
+            tokens_file=tokens_file(environ),
+            owner_database_url=database_url(environ) if owner else None,
+            host=(
+                environ.get("TOLLGATE_LEDGER_HOST", "").strip()
+                or environ.get("TOLLGATE_BIND_HOST", "").strip()
+                or "127.0.0.1"
+            ),
+            port=integer(environ, "TOLLGATE_LEDGER_PORT", 8081, 1, 65535),
+            metrics_port=integer(environ, "TOLLGATE_LEDGER_METRICS_PORT", 9103, 1, 65535),
+            invoice_grace_hours=integer(environ, "TOLLGATE_LEDGER_INVOICE_GRACE_HOURS", 72, 0, 24 * 366),
+            invoice_interval_seconds=number(environ, "TOLLGATE_LEDGER_INVOICE_INTERVAL_SECONDS", 300.0, 1.0),
+            billing_start=environ.get("TOLLGATE_LEDGER_BILLING_START", "").strip() or None,
+            topic=environ.get("TOLLGATE_LEDGER_TOPIC", "").strip() or topics.BILLABLE,
+            dlq_topic=environ.get("TOLLGATE_LEDGER_DLQ_TOPIC", "").strip() or topics.BILLABLE_DLQ,
+            consumer_group=environ.get("TOLLGATE_LEDGER_CONSUMER_GROUP", "").strip() or "tollgate-ledger",
+            batch_max=integer(environ, "TOLLGATE_LEDGER_BATCH_MAX", 5000, 1, 100_000),
+            poll_timeout_ms=integer(environ, "TOLLGATE_LEDGER_POLL_TIMEOUT_MS", 500, 10, 60_000),
+            partitions=_partitions(environ.get("TOLLGATE_LEDGER_PARTITIONS", "")),
+            backoff_max_seconds=number(environ, "TOLLGATE_LEDGER_BACKOFF_MAX_SECONDS", 30.0, 0.1),
+            pool_size=integer(environ, "TOLLGATE_LEDGER_POOL_SIZE", 8, 1, 100),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations no variable check alone can see."""
+        if self.port == self.metrics_port:
+            raise SettingsError("TOLLGATE_LEDGER_PORT and TOLLGATE_LEDGER_METRICS_PORT must differ")
+        for name, topic in (
+            ("TOLLGATE_LEDGER_TOPIC", self.topic),
+            ("TOLLGATE_LEDGER_DLQ_TOPIC", self.dlq_topic),
+        ):
+            if not _TOPIC.match(topic):
+                raise SettingsError(f"{name} is not a valid Kafka topic name: {topic!r}")
+        if self.billing_start is not None and not _MONTH.match(self.billing_start):
+            raise SettingsError("TOLLGATE_LEDGER_BILLING_START must be YYYY-MM")
+
+
+def _partitions(raw: str) -> tuple[int, ...] | None:
+    if not raw.strip():
+        return None
+    try:
+        found = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
+    except ValueError as exc:
+        raise SettingsError(
+            f"TOLLGATE_LEDGER_PARTITIONS must be comma-separated integers, got {raw!r}"
+        ) from exc
+    if not found or found[0] < 0:
+        raise SettingsError("TOLLGATE_LEDGER_PARTITIONS must list partitions >= 0")
+    return found

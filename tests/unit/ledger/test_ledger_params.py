@@ -1,0 +1,112 @@
+"""Request parameters: each bad one is refused naming the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.ledger import params
+from services.ledger.errors import BadParameter
+from services.ledger.pricing import Month
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ({}, (None, None)),
+    ({"from": "2026-10-01"}, (datetime(2026, 10, 1, tzinfo=UTC), None)),
+    ({"to": "2026-11"}, (None, datetime(2026, 11, 1, tzinfo=UTC))),
+    ({"from": "2026-10-01T12:00:00+02:00", "to": "2026-10-02T00:00:00Z"},
+     (datetime(2026, 10, 1, 10, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC))),
+])  # fmt: skip
+def test_a_time_range_takes_days_months_or_rfc3339_times(
+    query: dict[str, str], expected: tuple[datetime | None, datetime | None]
+) -> None:
+    assert params.time_range(query) == expected
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ({"from": "yesterday"}, "from"),
+    ({"from": "2026-02-30"}, "from"),
+    ({"to": "2026-10-01T00:00:00"}, "to"),        # no offset: ambiguous
+    ({"to": "2026-13"}, "to"),
+    ({"from": "9" * 100}, "from"),
+    ({"from": "2026-10-02", "to": "2026-10-01"}, "to"),
+    ({"from": "2026-10-01", "to": "2026-10-01"}, "to"),
+    ({"from": "'; DROP TABLE ledger_entries; --"}, "from"),
+])  # fmt: skip
+def test_a_bad_time_range_names_the_parameter(query: dict[str, str], field: str) -> None:
+    with pytest.raises(BadParameter) as caught:
+        params.time_range(query)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(("raw", "ok"), [
+    ("2026-10", Month(2026, 10)), ("2026-1", None), ("2026-13", None), ("latest", None), ("", None),
+])  # fmt: skip
+def test_a_month_is_year_dash_month(raw: str, ok: Month | None) -> None:
+    if ok is not None:
+        assert params.month(raw) == ok
+        return
+    with pytest.raises(BadParameter, match="month"):
+        params.month(raw)
+
+
+@pytest.mark.parametrize(("raw", "ok"), [
+    ("omnisoft", True), ("a.b:c@d/e-f_g", True), ("", False), ("-lead", False), ("a b", False),
+        ("x" * 129, False),
+    ("é", False),
+])  # fmt: skip
+def test_a_licensee_id_follows_the_message_schemas(raw: str, ok: bool) -> None:
+    if ok:
+        assert params.licensee(raw) == raw
+        return
+    with pytest.raises(BadParameter, match="licensee_id"):
+        params.licensee(raw)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 1000), ("", 1000), ("1", 1), ("10000", 10000)])
+def test_limit_defaults_to_a_thousand(raw: str | None, expected: int) -> None:
+    assert params.limit({} if raw is None else {"limit": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "10001", "-1", "ten", "1.5"])
+def test_limit_outside_one_to_ten_thousand_is_refused(raw: str) -> None:
+    with pytest.raises(BadParameter, match="limit"):
+        params.limit({"limit": raw})
+
+
+GOOD = {"amount_minor": -5000, "reason": "goodwill", "reference": "INV-x-2026-10"}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ([], "body"),
+    ({**GOOD, "amount_minor": 0}, "amount_minor"),
+    ({**GOOD, "amount_minor": 1.5}, "amount_minor"),
+    ({**GOOD, "amount_minor": "100"}, "amount_minor"),
+    ({**GOOD, "amount_minor": True}, "amount_minor"),
+    ({**GOOD, "amount_minor": 10**16}, "amount_minor"),
+    ({**GOOD, "reason": " "}, "reason"),
+    ({**GOOD, "reason": "x" * 501}, "reason"),
+    ({k: v for k, v in GOOD.items() if k != "reference"}, "reference"),
+    ({**GOOD, "currency": "usd"}, "currency"),
+    ({**GOOD, "note": "?"}, "note"),
+])  # fmt: skip
+def test_a_bad_adjustment_names_its_field(body: Any, field: str) -> None:
+    with pytest.raises(BadParameter) as caught:
+        params.adjustment(body)
+    assert caught.value.field == field
+
+
+def test_a_good_adjustment_is_accepted() -> None:
+    assert params.adjustment({**GOOD, "currency": "USD"}) == params.Adjustment(
+        -5000, "goodwill", "INV-x-2026-10", "USD"
+    )
+
+
+@pytest.mark.parametrize(("accept", "csv"), [
+    ("text/csv", True), ("application/json, text/csv;q=0.5", True), ("TEXT/CSV", True), ("", False),
+    ("*/*", False), ("application/json", False),
+])  # fmt: skip
+def test_csv_is_chosen_only_when_the_client_accepts_text_csv(accept: str, csv: bool) -> None:
+    assert params.wants_csv(accept) is csv
