@@ -74,13 +74,21 @@ def _tell(run: story.DemoRun) -> None:
     print(tell.government_table("omnisoft", reports["omnisoft"]))
 
 
+def _write_tokens(run: story.DemoRun) -> Path:
+    # Tokens go to an owner-only file, never to the terminal or a log.
+    path = run.launcher.workdir / "demo-tokens.txt"
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{role}={token}\n" for role, token in run.tokens.items()))
+    return path
+
+
 def _urls(run: story.DemoRun) -> str:
     return "\n".join([
         "== Where to look ==",
         f"Prometheus     {run.stack.prometheus_url}/alerts",
         f"Alertmanager   {run.stack.alertmanager_url}/#/alerts",
-        f"Finance API    {run.ledger_url}/v1/licensees/omnisoft/invoices/{story.DEMO_MONTH}"
-        f"  (Authorization: Bearer {run.tokens['finance']})",
+        f"Finance API    {run.ledger_url}/v1/licensees/omnisoft/invoices/{story.DEMO_MONTH}",
+        f"Demo tokens    {_write_tokens(run)}  (finance, auditor, ingest; Authorization: Bearer ...)",
         f"Ingest API     {run.services['ingest'].url}/v1/events",
         "",
     ])

@@ -7,7 +7,13 @@ from services.demo.tables import money, render_table
 
 @pytest.mark.parametrize(
     ("minor", "text"),
-    [(0, "USD 0.00"), (10000, "USD 100.00"), (15077500, "USD 150,775.00"), (-250, "USD -2.50"), (7, "USD 0.07")],
+    [
+        (0, "USD 0.00"),
+        (10000, "USD 100.00"),
+        (15077500, "USD 150,775.00"),
+        (-250, "USD -2.50"),
+        (7, "USD 0.07"),
+    ],
 )
 def test_minor_units_are_shown_as_a_decimal_amount(minor: int, text: str) -> None:
     assert money(minor, "USD") == text
