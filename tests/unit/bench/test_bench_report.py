@@ -1,0 +1,233 @@
+"""bench.run's pure parts: medians, ratios, part selection, summaries and the markdown (no stack)."""
+
+from typing import Any
+
+import pytest
+
+from bench.run import (
+    Row,
+    call_with,
+    dig,
+    e2e_rows,
+    ingest_rows,
+    kafka_rows,
+    ledger_rows,
+    median,
+    meets,
+    parse_only,
+    processor_rows,
+    ratio,
+    render_markdown,
+    render_table,
+    stage_rows,
+)
+from services.stack.state import StackInfo
+
+INGEST = {
+    "events_per_run": 20000,
+    "clients": 4,
+    "http": {
+        "batch_1000": {"median": 9000, "runs": [8000, 9000, 9500], "ratio_to_raw": 0.75},
+        "batch_100": {"median": 4000, "runs": [4000, 4100, 3900], "ratio_to_raw": 0.333},
+    },
+    "raw_producer_events_per_s": {"median": 12000, "runs": [11000, 12000, 13000]},
+    "validation_1000_events_ms": 6.2,
+}
+KAFKA = {
+    "record_size": 378,
+    "runs": [{}, {}, {}],
+    "median": {"records_per_s": 30000.0, "mb_per_s": 10.8, "latency_p99_ms": 900},
+}
+PROCESSOR = {
+    "runs": [],
+    "median": {
+        "processor_events_per_s": 800.0,
+        "raw_consumer_events_per_s": 16000.0,
+        "ratio": 0.05,
+        "alert_latency_p50_s": 0.04,
+        "alert_latency_p99_s": 0.12,
+    },
+}
+E2E = {
+    "rate": 170.0,
+    "rate_source": "ramp",
+    "sustained_events_per_s": 165.2,
+    "sustainable": True,
+    "ramp": [
+        {
+            "target_rate": 50,
+            "rates": {"accepted_per_s": 50.0, "processed_per_s": 49.0, "ledgered_per_s": 49.0},
+            "lag_slope_per_s": {"ingest_to_processor": 0.5, "processor_to_ledger": 0.0},
+            "sustainable": True,
+        }
+    ],
+    "run": {
+        "window_seconds": 55.0,
+        "rates": {"accepted_per_s": 170.0, "processed_per_s": 166.0, "ledgered_per_s": 165.2},
+        "lag_grew": {"ingest_to_processor": False, "processor_to_ledger": False},
+        "lag_slope_per_s": {"ingest_to_processor": 1.0, "processor_to_ledger": 0.5},
+        "lag_growth_limit_per_s": 8.5,
+        "drained_after_s": 3.2,
+        "statuses": {"202": 20},
+        "complete": True,
+        "samples": [
+            {"t": 5.0, "sent": 1000, "accepted": 1000, "processed": 900, "ledgered": 850, "sending": True}
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([3, 1, 2], 2), ([1, 2, 3, 4], 2.5), ([], None), ([None, 5, "x", True], 5)],
+)
+def test_median(values: list[Any], expected: float | None) -> None:
+    assert median(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "baseline", "expected"),
+    [(9000, 12000, 0.75), (1, 3, 0.333), (None, 5, None), (5, None, None), (5, 0, None)],
+)
+def test_ratio(value: float | None, baseline: float | None, expected: float | None) -> None:
+    assert ratio(value, baseline) == expected
+
+
+def test_meets() -> None:
+    assert meets(30000, 25000) is True
+    assert meets(20000, 25000) is False
+    assert meets(120, 250, lower_is_better=True) is True
+    assert meets(300, 250, lower_is_better=True) is False
+    assert meets(None, 250) is None
+
+
+def test_dig() -> None:
+    assert dig({"a": {"b": 1}}, "a", "b") == 1
+    assert dig({"a": {"b": 1}}, "a", "c") is None
+    assert dig(None, "a") is None
+
+
+def test_parse_only_keeps_kafka_first_and_rejects_unknown_parts() -> None:
+    assert parse_only("e2e,ingest,kafka") == ["kafka", "ingest", "e2e"]
+    assert parse_only(" ledger , ") == ["ledger"]
+    with pytest.raises(ValueError, match="bogus"):
+        parse_only("ingest,bogus")
+
+
+def test_ingest_rows_compare_with_both_baselines() -> None:
+    rows = {(r.metric, r.baseline): r for r in ingest_rows(INGEST, KAFKA)}
+    best = rows[("HTTP ingest, batches of 1000", "raw kafka-python producer")]
+    assert best.ratio == 0.75
+    assert best.meets is False
+    assert rows[("HTTP ingest, batches of 1000", "ProducerPerformance")].ratio == 0.3
+    assert rows[("raw kafka-python producer (baseline)", "ProducerPerformance")].ratio == 0.4
+    metrics = [r.metric for r in ingest_rows(INGEST, None)]
+    assert metrics.index("HTTP ingest, batches of 100") < metrics.index("HTTP ingest, batches of 1000")
+
+
+def test_processor_rows_notes_where_latency_was_measured() -> None:
+    rows = {r.metric: r for r in processor_rows(PROCESSOR)}
+    assert rows["processor, one worker"].ratio == 0.05
+    assert rows["event-to-alert latency p99"].value == 120.0
+    assert rows["event-to-alert latency p99"].meets is True
+    assert "not half" in rows["event-to-alert latency p99"].note
+    half = {
+        **PROCESSOR,
+        "latency_at_half_load": {
+            "latency_rate": 400.0,
+            "median": {"alert_latency_p50_s": 0.05, "alert_latency_p99_s": 0.3},
+        },
+    }
+    rows = {r.metric: r for r in processor_rows(half)}
+    assert rows["event-to-alert latency p99"].value == 300.0
+    assert rows["event-to-alert latency p99"].meets is False
+    assert "400 events/s" in rows["event-to-alert latency p99"].note
+
+
+def test_ledger_rows_find_the_figures_by_name() -> None:
+    result = {"median": {"ledger_rows_per_s": 20000.0, "copy_rows_per_s": 80000.0}, "runs": []}
+    rows = {r.metric: r for r in ledger_rows(result)}
+    assert rows["ledger consumer into PostgreSQL"].ratio == 0.25
+    assert rows["plain COPY (baseline)"].value == 80000.0
+
+
+def test_e2e_and_kafka_rows() -> None:
+    rows = {r.metric: r for r in e2e_rows(E2E, PROCESSOR)}
+    assert rows["sustained through all three"].value == 165.2
+    assert rows["sustained through all three"].baseline_value == 800.0
+    assert "flat" in rows["sustained through all three"].note
+    assert kafka_rows(KAFKA)[0].value == 30000.0
+
+
+def test_a_reshaped_result_is_reported_not_raised() -> None:
+    rows = stage_rows({"ingest": {"status": "ok", "result": {"http": {"batch_x": {}}}}})
+    assert rows["ingest"][0].metric == "could not summarise"
+
+
+def test_render_table_escapes_pipes_and_blanks_missing_values() -> None:
+    table = render_table([Row("a|b", None, "x"), Row("c", 1234.5, "events/s", "base", 2469.0, 1000.0)])
+    lines = table.splitlines()
+    assert lines[2].startswith("| a\\|b | - | x |")
+    assert "| c | 1,234 | events/s | base (2,469) | 0.500 | yes (≥ 1,000) |" in lines[3]
+
+
+def _report(parts: dict[str, Any], quick: bool = False) -> dict[str, Any]:
+    meta = {
+        "date": "2026-11-23 19:00:00 UTC",
+        "commit": "abc123",
+        "command": "python -m bench.run",
+        "nproc": 2,
+        "cpu_model": "AMD EPYC",
+        "memory_gb": 23.5,
+        "os": "Linux",
+        "quick": quick,
+        "stack": "throwaway",
+        "json": "bench-results/latest.json",
+    }
+    return {"meta": meta, "parts": parts}
+
+
+def test_markdown_has_machine_command_targets_tables_and_failures() -> None:
+    parts = {
+        "kafka": {"status": "ok", "seconds": 30.0, "result": KAFKA},
+        "ingest": {"status": "ok", "seconds": 60.0, "result": INGEST},
+        "processor": {"status": "ok", "seconds": 90.0, "result": PROCESSOR},
+        "ledger": {"status": "failed", "seconds": 0.0, "error": "module missing: bench.ledger_bench"},
+        "e2e": {"status": "ok", "seconds": 120.0, "result": E2E},
+    }
+    text = render_markdown(_report(parts))
+    assert "2 CPUs (AMD EPYC), 23.5 GB RAM" in text
+    assert "Commit: `abc123`" in text
+    assert "Command: `python -m bench.run`" in text
+    assert "| ingest (best batch size) | ≥ 25,000 events/s | 9,000 | no |" in text
+    assert "| event-to-alert p99 | < 250 ms | 120 | yes |" in text
+    assert "| ledger | ≥ 40,000 rows/s | - | - |" in text
+    assert "**FAILED** after 0 s: `module missing: bench.ledger_bench`" in text
+    assert "## End to end" in text
+    assert "| 5.0 | yes | 1000 | 1000 | 900 | 850 | 100 | 50 |" in text
+    assert "Smoke run" not in text
+    assert text.index("## Ingest") < text.index("## Processor") < text.index("## Kafka")
+
+
+def test_quick_runs_are_marked() -> None:
+    assert "Smoke run (`--quick`)" in render_markdown(_report({}, quick=True))
+
+
+def test_call_with_passes_only_what_a_bench_takes() -> None:
+    stack = StackInfo("k:1", "postgresql://o", "postgresql://a", "", "")
+    seen: dict[str, Any] = {}
+
+    def ingest_like(bootstrap: str, events: int = 1, runs: int = 3) -> dict[str, Any]:
+        seen.update(bootstrap=bootstrap, events=events, runs=runs)
+        return {}
+
+    call_with(ingest_like, stack, {"events": 10, "rows": 5})
+    assert seen == {"bootstrap": "k:1", "events": 10, "runs": 3}
+
+    def ledger_like(database_url: str, app_database_url: str, **options: Any) -> dict[str, Any]:
+        seen.clear()
+        seen.update(database_url=database_url, app=app_database_url, **options)
+        return {}
+
+    call_with(ledger_like, stack, {"rows": 5})
+    assert seen == {"database_url": "postgresql://o", "app": "postgresql://a", "rows": 5}
