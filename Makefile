@@ -46,4 +46,17 @@ stack-up: install ## start the local stack (Kafka, PostgreSQL, Prometheus, Alert
 stack-down: $(STAMP) ## stop the local stack
 	$(BIN)/tollgate stack down
 
-.PHONY: help install lint unit test run bench stack-up stack-down
+audit: $(STAMP) ## security audit: pip-audit of installed deps (needs PyPI's vulnerability data) and ruff's bandit rules (S)
+	$(BIN)/ruff check --select S services
+	@report=$$(mktemp -d)/audit.json; \
+	if $(BIN)/pip-audit --local --skip-editable --progress-spinner off -f json -o "$$report" 2>"$$report.err"; then \
+	  echo "pip-audit: no known vulnerabilities in the installed dependencies"; \
+	elif [ -s "$$report" ]; then \
+	  $(BIN)/python -c 'import json,sys; d=json.load(open(sys.argv[1])); [print("  %s %s: %s (fix: %s)" % (p["name"], p["version"], v["id"], ", ".join(v["fix_versions"]) or "none yet")) for p in d["dependencies"] for v in p.get("vulns", [])]' "$$report"; \
+	  echo "pip-audit: vulnerable dependencies found (above)"; exit 1; \
+	else \
+	  tail -n 5 "$$report.err"; \
+	  echo "pip-audit: NOT CHECKED - the vulnerability service could not be reached; run make audit again with network"; \
+	fi
+
+.PHONY: help install lint unit test run bench stack-up stack-down audit

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from services.core.errors import SettingsError
+from services.core.security import database_tls
 
 # Secrets that ship in examples and must never reach a running service.
 _DEFAULT_SECRETS = {"", "changeme", "change-me", "secret", "password", "postgres", "admin", "tollgate"}
@@ -58,7 +59,7 @@ def database_url(environ: Mapping[str, str], name: str = "TOLLGATE_DATABASE_URL"
         raise SettingsError(f"{name} must be a postgresql:// URL")
     if (parts.password or "").lower() in _DEFAULT_SECRETS and parts.hostname not in (None, ""):
         raise SettingsError(f"{name} uses a missing or default password; set a real secret")
-    return url
+    return database_tls(url, environ, name)
 
 
 def tokens_file(environ: Mapping[str, str], name: str = "TOLLGATE_TOKENS_FILE") -> Path:

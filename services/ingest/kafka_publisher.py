@@ -74,6 +74,7 @@ class KafkaPublisher:
             "bootstrap_timeout_ms": min(timeout_ms, 2000),
             # Reconnect quickly when the broker comes back (the default backs off up to 30 s).
             "reconnect_backoff_max_ms": 1000,
+            **self.settings.kafka_security.kafka_python(),
         }
         config.update(self._overrides)
         return config
@@ -125,7 +126,9 @@ class KafkaPublisher:
             raise PublishFailed("Kafka did not acknowledge in time")
 
     def _check_ready(self) -> bool:
-        if not broker_answers(self.settings.kafka_bootstrap, timeout=0.5):
+        # The raw probe speaks plaintext Kafka; over TLS the producer's own bootstrap decides.
+        plaintext = not self.settings.kafka_security.uses_ssl
+        if plaintext and not broker_answers(self.settings.kafka_bootstrap, timeout=0.5):
             return False
         try:
             self._get()

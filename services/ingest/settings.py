@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.core import topics
 from services.core.errors import SettingsError
+from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, integer, number, tokens_file
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -32,6 +33,8 @@ class IngestSettings:
     max_future_seconds: int = 300
     topic: str = topics.API_CALLS
     compression: str = ""
+    # TLS/SASL towards Kafka (`TOLLGATE_KAFKA_SECURITY_PROTOCOL`, ...); its repr never shows a secret.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestSettings:
@@ -49,6 +52,7 @@ class IngestSettings:
             max_future_seconds=integer(environ, "TOLLGATE_INGEST_MAX_FUTURE_SECONDS", 300, 0, 366 * 86400),
             topic=environ.get("TOLLGATE_INGEST_TOPIC", "").strip() or topics.API_CALLS,
             compression=environ.get("TOLLGATE_INGEST_COMPRESSION", "").strip().lower(),
+            kafka_security=KafkaSecurity.from_env(environ),
         )
         settings.check()
         return settings

@@ -94,6 +94,31 @@ def nested_deeper_than(document: Any, limit: int) -> bool:
     return False
 
 
+def nul_fields(document: Any, path: str = "") -> list[str]:
+    """Dotted paths of the strings holding U+0000: PostgreSQL text cannot store it, so the ledger would
+    dead-letter the usage such an event produces (its source and id travel with it). Refused at the door."""
+    if isinstance(document, str):
+        return [path or "(event)"] if "\x00" in document else []
+    if isinstance(document, dict):
+        items: Any = document.items()
+    elif isinstance(document, list):
+        items = enumerate(document)
+    else:
+        return []
+    return [f for key, value in items for f in nul_fields(value, f"{path}.{key}" if path else str(key))]
+
+
+def check_nul(body: bytes, documents: Sequence[Any]) -> None:
+    """400 naming every string that holds U+0000. JSON can only spell it `\\u0000`, so a body without that
+    escape is not walked at all (this runs on every request)."""
+    if b"\\u0000" not in body:
+        return
+    reason = "must not contain NUL (U+0000) characters"
+    found = [problem(index, f, reason) for index, doc in enumerate(documents) for f in nul_fields(doc)]
+    if found:
+        raise Refused(400, found, events=len(documents))
+
+
 def event_problems(index: int, document: Any, now: datetime, max_future: timedelta) -> list[dict[str, Any]]:
     """Every problem of one event, each naming its field; empty when it is acceptable."""
     if nested_deeper_than(document, MAX_DEPTH):
@@ -147,6 +172,7 @@ def accept(
     """Every body check in contract order: 400 malformed/invalid, 413 too many, 403 foreign source."""
     documents = parse_body(kind, body, max_batch)
     check_events(documents, now, max_future)
+    check_nul(body, documents)
     check_sources(principal, documents)
     return dedupe(documents)
 

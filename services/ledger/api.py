@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from services.core.clock import Clock
 from services.core.tokens import Principal, TokenStore
-from services.ledger import params, render, repository
+from services.ledger import openapi, params, render, repository
 from services.ledger.db import Connect
 from services.ledger.errors import BadParameter, InvoiceNotDue, NothingToInvoice
 from services.ledger.invoice_math import due_at
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 READERS = frozenset({"finance", "auditor"})
 WRITERS = frozenset({"finance"})
+MAX_BODY = 65_536
 Handler = Callable[[Request, Principal], Awaitable[Response]]
 
 
@@ -89,6 +90,17 @@ def query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
     if len({name for name, _ in items}) != len(items):
         raise BadParameter(items[0][0], "must be given once")
     return dict(items)
+
+
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (an adjustment is a few hundred)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, "body", f"must be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class LedgerApi:
@@ -177,7 +189,7 @@ class LedgerApi:
         query(request, ())
         key = params.idempotency_key(request.headers.get("idempotency-key"))
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await bounded_body(request, MAX_BODY))
         except orjson.JSONDecodeError as exc:
             raise BadParameter("body", "must be a JSON object") from exc
         adjustment = params.adjustment(body)
@@ -217,6 +229,7 @@ def create_app(
     routes = [
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
+        Route("/openapi.json", openapi.endpoint),
         Route(base + "/ledger", api.guard(READERS, api.ledger)),
         Route(base + "/usage-report", api.guard(READERS, api.usage_report)),
         Route(base + "/adjustments", api.guard(WRITERS, api.adjust), methods=["POST"]),

@@ -42,9 +42,11 @@ def licensee(value: str) -> str:
 def month(value: str) -> Month:
     """`YYYY-MM`."""
     try:
-        return Month.parse(value)
+        parsed = Month.parse(value)
+        _ = parsed.end  # its end must be representable: 9999-12 would be a 500 further on
     except ValueError as exc:
         raise BadParameter("month", "must be YYYY-MM, e.g. 2026-10") from exc
+    return parsed
 
 
 def instant(name: str, value: str) -> datetime:
@@ -89,9 +91,10 @@ def adjustment(body: Any) -> Adjustment:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0 or abs(amount) > MAX_AMOUNT:
         raise BadParameter("amount_minor", f"must be a non-zero integer of minor units, at most {MAX_AMOUNT}")
     reason, reference, currency = body.get("reason"), body.get("reference"), body.get("currency")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-        raise BadParameter("reason", "must be text of 1-500 characters")
-    if not isinstance(reference, str) or not reference.strip() or len(reference) > 200:
+    # PostgreSQL text cannot hold NUL: refused here, it would otherwise be a 500 at the INSERT.
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500 or "\x00" in reason:
+        raise BadParameter("reason", "must be text of 1-500 characters, without NUL")
+    if not isinstance(reference, str) or not reference.strip() or len(reference) > 200 or "\x00" in reference:
         raise BadParameter("reference", "must name the ledger entry or invoice corrected (1-200 characters)")
     if currency is not None and (not isinstance(currency, str) or not _CURRENCY.match(currency)):
         raise BadParameter("currency", "must be an ISO 4217 code such as USD")
