@@ -1,6 +1,9 @@
 """Processor benchmark: events/s per worker, event-to-alert latency, raw aiokafka drain of the same topic.
 
 Usage: `python -m bench.processor_bench [BOOTSTRAP]` (default $TOLLGATE_KAFKA_BOOTSTRAP); prints JSON.
+The latency is measured while a background load of `load_fraction` (default half) of the run's measured
+throughput flows through the same worker. `BENCH_PROFILE=DIR` runs each worker under pyinstrument and
+writes its profile (text) to DIR.
 """
 
 from __future__ import annotations
@@ -97,8 +100,14 @@ def _worker(bootstrap: str, names: dict[str, str], workdir: Path) -> subprocess.
         **{f"TOLLGATE_PROCESSOR_TOPIC_{k}": v for k, v in names.items()},
     }
     log_file = (workdir / "worker.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "processor"],
+    command = [sys.executable, "-m", "services.cli", "serve", "processor"]
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    if profile_dir:
+        output = Path(profile_dir) / f"processor-{uuid.uuid4().hex[:6]}.txt"
+        command[1:1] = ["-m", "pyinstrument", "-r", "text", "-o", str(output)]
+    # Our own module with fixed arguments.
+    return subprocess.Popen(  # noqa: S603
+        command,
         cwd=ROOT,
         env=env,
         stdout=log_file,
@@ -136,8 +145,35 @@ async def _raw_drain(bootstrap: str, topic: str, expected: int) -> float:
     return expected / (time.perf_counter() - started)
 
 
-def _latency(bootstrap: str, names: dict[str, str], rate: float, seconds: float) -> dict[str, float]:
-    """Produce paced calls of unknown licensees (each raises agreement.missing); time produce -> alert."""
+def _background(bootstrap: str, topic: str, licensees: int, rate: float, stop: threading.Event) -> None:
+    """Produce calls of the known licensees at `rate` per second until `stop` (the load under test)."""
+    if rate <= 0:
+        return
+    later = START + timedelta(days=32)  # after the throughput phase's calls: never late
+    calls = [
+        replace(_calls(1, 1, f"bg-{n}")[0], licensee_id=f"lic-{n % licensees}", time=later)
+        for n in range(int(rate * 30))  # enough for the latency phase (about 20 s)
+    ]
+    payloads = [(c.licensee_id.encode(), dumps(c.to_cloudevent())) for c in calls]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    started, sent = time.monotonic(), 0
+    while not stop.is_set() and sent < len(payloads):
+        due = min(len(payloads), int((time.monotonic() - started) * rate))
+        for key, value in payloads[sent:due]:
+            producer.send(topic, key=key, value=value)
+        sent = max(sent, due)
+        time.sleep(0.005)
+    producer.flush()
+    producer.close()
+
+
+def _latency(
+    bootstrap: str, names: dict[str, str], rate: float, seconds: float, load: tuple[int, float] = (0, 0.0)
+) -> dict[str, float]:
+    """Produce paced calls of unknown licensees (each raises agreement.missing); time produce -> alert.
+
+    `load` is (licensees, events/s) of background calls flowing meanwhile.
+    """
     arrivals: dict[str, float] = {}
     stop = threading.Event()
 
@@ -156,7 +192,11 @@ def _latency(bootstrap: str, names: dict[str, str], rate: float, seconds: float)
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    time.sleep(3)  # let the listener join its group before the first alert
+    background = threading.Thread(
+        target=_background, args=(bootstrap, names["INPUT"], load[0], load[1], stop), daemon=True
+    )
+    background.start()
+    time.sleep(3)  # let the listener join its group and the background load settle before the first alert
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     sent: dict[str, float] = {}
     total = int(rate * seconds)
@@ -175,19 +215,25 @@ def _latency(bootstrap: str, names: dict[str, str], rate: float, seconds: float)
         time.sleep(0.5)
     stop.set()
     listener.join(5)
+    background.join(30)
     delays = sorted(arrivals[k] - sent[k] for k in sent if k in arrivals)
     return {
         "p50_s": round(statistics.median(delays), 3),
-        "p99_s": round(delays[int(len(delays) * 0.99) - 1], 3),
+        "p99_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 3),
         "alerts": len(delays),
         "sent": total,
+        "background_events_per_s": round(load[1], 1),
     }
 
 
 def run_once(
-    bootstrap: str, licensees: int = 20, per_licensee: int = 500, rate: float = 20.0
+    bootstrap: str,
+    licensees: int = 20,
+    per_licensee: int = 500,
+    rate: float = 20.0,
+    load_fraction: float = 0.5,
 ) -> dict[str, Any]:
-    """One run: throughput of one worker, latency at a steady load, raw consumer drain."""
+    """One run: throughput of one worker, latency under `load_fraction` of it, raw consumer drain."""
     names = _topics(bootstrap)
     _agreements(bootstrap, names["AGREEMENTS"], licensees)
     calls = _calls(licensees, per_licensee, uuid.uuid4().hex[:6])
@@ -198,7 +244,8 @@ def run_once(
         try:
             stamps = sorted(_timestamps(bootstrap, names["BILLABLE"], len(calls), timeout=900))
             processed = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-            latency = _latency(bootstrap, names, rate, seconds=15)
+            load = (licensees, processed * load_fraction)
+            latency = _latency(bootstrap, names, rate, seconds=15, load=load)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(60)

@@ -1,25 +1,24 @@
-"""The faust app: a thin agent that decodes, applies the pure domain, and sends.
+"""The faust app: a thin agent that takes micro-batches, lets `batch.Planner` apply them, writes and sends.
 
 Nothing is created at import time: `bootstrap(settings)` builds the app, its topics, table and agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
 
 from services.core.clock import Clock, SystemClock
-from services.core.events import ApiCall, dumps, loads
 from services.processor.agreements_view import AgreementsView
-from services.processor.codec import Invalid, Source, dead_letter, decode_call
-from services.processor.domain.state import LicenseeState
-from services.processor.domain.step import COUNTED, REPLAYED, Outcome, Position, apply
+from services.processor.batch import Plan, Planner, StateCache, Topics
+from services.processor.domain.step import COUNTED
 from services.processor.durability import DurableTable, guard_commits
-from services.processor.metrics import ProcessorMetrics
+from services.processor.health import Health
+from services.processor.metrics import LagTracker, ProcessorMetrics
 from services.processor.settings import ProcessorSettings
 
 log = logging.getLogger(__name__)
@@ -27,7 +26,10 @@ TABLE_NAME = "licensees"
 
 
 def bootstrap(
-    settings: ProcessorSettings, metrics: ProcessorMetrics | None = None, clock: Clock | None = None
+    settings: ProcessorSettings,
+    metrics: ProcessorMetrics | None = None,
+    clock: Clock | None = None,
+    health: Health | None = None,
 ) -> faust.App:
     """Build the processor's faust app (no connection is made until a worker starts it)."""
     app = faust.App(
@@ -40,6 +42,10 @@ def bootstrap(
         topic_disable_leader=True,
         Table=DurableTable,
         producer_acks=-1,
+        # Outputs and changelog go out in few large requests; acks=all still holds for each record.
+        producer_linger_ms=settings.producer_linger_ms,
+        producer_max_batch_size=256 * 1024,
+        producer_compression_type=settings.producer_compression,
         # Commit often: a crash replays at most this much, and replays re-send their outputs.
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
@@ -51,6 +57,7 @@ def bootstrap(
         metrics or ProcessorMetrics(settings.metrics_max_licensees),
         clock or SystemClock(),
         AgreementsView(settings.kafka_bootstrap, settings.agreements_topic),
+        health or Health(),
     )
     pipeline.declare()
     return app
@@ -65,20 +72,29 @@ class Pipeline:
     metrics: ProcessorMetrics
     clock: Clock
     agreements: AgreementsView
+    health: Health
+    lag: LagTracker = field(default_factory=LagTracker)
 
     def declare(self) -> None:
         """Declare topics, the per-licensee table, the agreements task and the agent."""
         s, app = self.settings, self.app
         self.calls = self._raw_topic(s.input_topic)
-        self.alerts = self._raw_topic(s.alerts_topic)
-        self.billable = self._raw_topic(s.billable_topic)
-        self.dlq = self._raw_topic(s.dlq_topic)
+        for name in (s.alerts_topic, s.billable_topic, s.dlq_topic):
+            self._raw_topic(name)
         self.table = cast(
             DurableTable, app.Table(TABLE_NAME, partitions=s.partitions, key_type=str, value_type=bytes)
         )
-        self._cache: dict[str, tuple[bytes, LicenseeState]] = {}
+        self.cache = StateCache(self.table)
+        self.planner = Planner(
+            self.cache, self.agreements.get, s.policy(), Topics(s.alerts_topic, s.billable_topic, s.dlq_topic)
+        )
+        self.lag.pending = self._pending
+        self.metrics.lag_from(self.lag)
+        self.health.failed = self.table.failure
         app.task(self.agreements.run)
         app.agent(self.calls, name="process-calls")(self.process)
+        # cast: mode types receivers too narrowly for a bound coroutine method
+        app.on_rebalance_complete.connect(cast(Any, self._on_rebalanced))
 
     def _raw_topic(self, name: str) -> faust.TopicT:
         return self.app.topic(
@@ -86,101 +102,73 @@ class Pipeline:
         )
 
     async def process(self, stream: Any) -> None:
-        """The agent: wait for every agreement, then handle each call in order."""
+        """The agent: wait for every agreement, then handle micro-batches in order."""
         await self.agreements.wait_ready(self.settings.agreements_timeout_seconds)
         guard_commits(self.app, self.table)
-        async for event in stream.events():
-            await self.handle(event.message)
+        self.show_all()
+        self.health.ready.set()
+        s = self.settings
+        # take_events acks a batch's events only when the next batch is asked for, i.e. after `handle`
+        # queued the batch's state and outputs; the commit guard then waits for their acks.
+        async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
+            await self.handle(events)
 
-    async def handle(self, message: Any) -> None:
-        """Decode one message, apply it, send what it produced."""
-        source = Source(message.topic, message.partition, message.offset, message.key)
-        self._observe_lag(message)
-        decoded = decode_call(message.value)
-        if isinstance(decoded, ApiCall) and (message.key or b"") != decoded.licensee_id.encode():
-            # State lives in the partition of the licensee's key; a call keyed otherwise would split it.
-            decoded = Invalid(
-                "invalid: key is not the licensee_id",
-                [{"field": "(key)", "reason": "must equal data.licensee_id"}],
-            )
-        if isinstance(decoded, Invalid):
-            log.warning(
-                "dead-lettering %s[%d]@%d: %s %s",
-                source.topic,
-                source.partition,
-                source.offset,
-                decoded.reason,
-                decoded.problems[:3],
-            )
-            await self._dead_letter(source, decoded.reason, message.value, decoded.problems)
-            self.metrics.events.labels("invalid").inc()
-            return
-        self._observe_event_time(decoded, message.timestamp)
-        await self._apply(decoded, source, message.value)
-
-    async def _apply(self, call: ApiCall, source: Source, payload: bytes) -> None:
-        state = self._state(call.licensee_id)
-        agreement = self.agreements.get(call.licensee_id)
+    async def handle(self, events: list[Any]) -> None:
+        """Apply one batch, write each touched licensee's state once, send the outputs."""
         try:
-            outcome = apply(
-                state,
-                call,
-                Position(source.partition, source.offset),
-                agreement,
-                self.clock.now(),
-                self.settings.policy(),
-            )
-        except Exception:
-            # The cached object may be half-changed: drop it so the table's value is read again.
-            self._cache.pop(call.licensee_id, None)
+            plan = self.planner.plan([e.message for e in events], self.clock.now())
+            for write in plan.writes:
+                self.table.put(write.licensee_id, write.value, write.partition)
+            send = self.app.producer.send
+            for out in plan.sends:
+                self.table.track(await send(out.topic, out.key, out.value, None, None, None))
+        except BaseException as exc:
+            # take_events acks the batch even when it stops half-way: make sure no commit follows.
+            self.table.poison(exc)
             raise
-        if outcome.kind != REPLAYED:
-            self._save(state)
-        await self._emit(call, source, payload, outcome)
-        self.metrics.events.labels(outcome.kind).inc()
-        if outcome.kind == COUNTED:
-            self.metrics.counted(state, call.records, agreement)
-            for envelope in outcome.alerts:
-                self.metrics.fired(call.licensee_id, envelope["data"]["rule"], envelope["data"]["severity"])
+        self._observe(events, plan)
+        await self._backpressure()
 
-    async def _emit(self, call: ApiCall, source: Source, payload: bytes, outcome: Outcome) -> None:
-        key = call.licensee_id.encode()
-        # Every send is tracked: the commit of this offset waits for its ack (see durability.py).
-        if outcome.usage is not None:
-            self.table.track(await self.billable.send(key=key, value=dumps(outcome.usage.to_cloudevent())))
-        for envelope in outcome.alerts:
-            log.info(
-                "alert %s %s %s", envelope["data"]["rule"], call.licensee_id, envelope["data"]["subject"]
-            )
-            self.table.track(await self.alerts.send(key=key, value=dumps(envelope)))
-        if outcome.reason:
-            await self._dead_letter(source, outcome.reason, payload)
+    async def _backpressure(self) -> None:
+        # The next batch waits while too many records are unacknowledged, so memory stays bounded.
+        while self.table.unacked > self.settings.max_unacked:
+            await asyncio.sleep(0.005)
 
-    async def _dead_letter(
-        self, source: Source, reason: str, payload: bytes | None, found: list[dict[str, str]] | None = None
-    ) -> None:
-        record = dead_letter(source, reason, payload, self.clock.now(), found)
-        self.table.track(await self.dlq.send(key=source.key, value=record))
+    def _observe(self, events: list[Any], plan: Plan) -> None:
+        metrics = self.metrics
+        for kind, count in plan.outcomes.items():
+            metrics.outcome(kind, count)
+        for applied in plan.applied:
+            if applied.outcome.kind == COUNTED:
+                call = applied.call
+                metrics.counted(call.licensee_id, call.records)
+                for envelope in applied.outcome.alerts:
+                    data = envelope["data"]
+                    metrics.fired(call.licensee_id, data["rule"], data["severity"])
+                if applied.timestamp:
+                    metrics.event_lag.observe(max(0.0, applied.timestamp - call.time.timestamp()))
+        for licensee_id, state in plan.states.items():
+            metrics.show(state, self.agreements.get(licensee_id))
+        for event in events:
+            message = event.message
+            self.lag.processed(message.partition, message.offset, message.timestamp)
 
-    def _state(self, licensee_id: str) -> LicenseeState:
-        stored = self.table.get(licensee_id)
-        if stored is None:
-            return LicenseeState(licensee_id)
-        cached = self._cache.get(licensee_id)
-        # The cache is valid only while the table still holds the very value we wrote (not a recovered one).
-        if cached is not None and cached[0] is stored:
-            return cached[1]
-        return LicenseeState.from_dict(loads(stored))
+    def show_all(self) -> None:
+        """Set every licensee's gauges from the table (after a restart they would be missing)."""
+        for licensee_id in list(self.table.keys()):
+            self.metrics.show(self.cache.get(licensee_id), self.agreements.get(licensee_id))
 
-    def _save(self, state: LicenseeState) -> None:
-        value = dumps(state.to_dict())
-        self.table[state.licensee_id] = value
-        self._cache[state.licensee_id] = (value, state)
+    async def _on_rebalanced(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Sent once the table is recovered for the new assignment. Before the agent is ready the
+        # agreements may be unknown; the agent shows the table itself when it starts.
+        if self.health.ready.is_set():
+            self.show_all()
 
-    def _observe_lag(self, message: Any) -> None:
-        if message.timestamp:
-            self.metrics.lag.set(max(0.0, time.time() - message.timestamp))
-
-    def _observe_event_time(self, call: ApiCall, kafka_timestamp: float | None) -> None:
-        if kafka_timestamp:
-            self.metrics.event_lag.observe(max(0.0, kafka_timestamp - call.time.timestamp()))
+    def _pending(self, next_offsets: dict[int, int]) -> bool:
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != self.settings.input_topic or tp.partition not in next_offsets:
+                continue
+            if (consumer.highwater(tp) or 0) > next_offsets[tp.partition]:
+                return True
+        return False

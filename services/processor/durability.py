@@ -36,6 +36,10 @@ class ChangelogWriteFailed(ProcessorError):
     """The broker refused a table changelog record: offsets must not be committed past it."""
 
 
+class BatchAbandoned(ProcessorError):
+    """A batch stopped half-way (error or cancellation): the worker must restart from its last commit."""
+
+
 class DurableTable(faust.Table):
     """A faust Table that remembers its changelog sends until the broker acknowledges them."""
 
@@ -43,6 +47,36 @@ class DurableTable(faust.Table):
         super().__init__(*args, **kwargs)
         self._unacked: set[asyncio.Future[Any]] = set()
         self._failure: BaseException | None = None
+        self._fatal: BaseException | None = None
+        self._partition: int | None = None
+
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        """Set `key`, writing its changelog record to `partition` (the input partition of the key)."""
+        # faust takes the changelog partition from the current event; a batch spans several partitions.
+        self._partition = partition
+        try:
+            self[key] = value
+        finally:
+            self._partition = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        """The partition named by `put`, else faust's (the current event's)."""
+        if self._partition is not None:
+            return self._partition
+        return super().partition_for_key(key)
+
+    @property
+    def unacked(self) -> int:
+        """How many tracked records wait for the broker's acknowledgement."""
+        return len(self._unacked)
+
+    def failure(self) -> str | None:
+        """Why this worker must not commit any more, if it must not."""
+        return repr(self._fatal) if self._fatal is not None else None
+
+    def poison(self, reason: BaseException) -> None:
+        """Refuse every later commit: a batch stopped half-way may already be acked by faust."""
+        self._fatal = reason
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         """Send the change as faust does, and track it."""
@@ -65,6 +99,8 @@ class DurableTable(faust.Table):
         """Return once every changelog record sent so far is acknowledged; raise if one failed."""
         while self._unacked:
             await asyncio.wait(list(self._unacked))
+        if self._fatal is not None:
+            raise BatchAbandoned("a batch stopped half-way: no offset may be committed") from self._fatal
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise ChangelogWriteFailed(f"table {self.name} changelog write failed") from failure

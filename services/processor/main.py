@@ -6,9 +6,9 @@ import logging
 from collections.abc import Mapping
 
 import faust
-from prometheus_client import start_http_server
 
 from services.processor.app import bootstrap
+from services.processor.health import Health, serve
 from services.processor.metrics import ProcessorMetrics
 from services.processor.settings import ProcessorSettings
 
@@ -20,13 +20,14 @@ def run(environ: Mapping[str, str]) -> None:
     settings = ProcessorSettings.from_env(environ)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = ProcessorMetrics(settings.metrics_max_licensees)
-    start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    health = Health()
+    serve(settings.metrics_port, metrics.registry, health)
     log.info(
-        "processor %s: metrics on 127.0.0.1:%d, kafka %s",
+        "processor %s: /metrics, /healthz, /readyz on 127.0.0.1:%d, kafka %s",
         settings.app_id,
         settings.metrics_port,
         settings.kafka_bootstrap,
     )
-    app = bootstrap(settings, metrics)
+    app = bootstrap(settings, metrics, health=health)
     worker = faust.Worker(app, loglevel=settings.loglevel, override_logging=False)
     worker.execute_from_commandline()

@@ -35,6 +35,11 @@ class ProcessorSettings:
     alerts_topic: str = topics.ALERTS
     billable_topic: str = topics.BILLABLE
     loglevel: str = "info"
+    batch_max: int = 1000
+    batch_within_seconds: float = 0.05
+    max_unacked: int = 20_000
+    producer_linger_ms: int = 5
+    producer_compression: str | None = "gzip"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ProcessorSettings:
@@ -64,6 +69,11 @@ class ProcessorSettings:
             alerts_topic=_topic(environ, "ALERTS", topics.ALERTS),
             billable_topic=_topic(environ, "BILLABLE", topics.BILLABLE),
             loglevel=environ.get("TOLLGATE_LOG_LEVEL", "info").strip().lower() or "info",
+            batch_max=integer(environ, "TOLLGATE_PROCESSOR_BATCH_MAX", 1000, 1, 100_000),
+            batch_within_seconds=number(environ, "TOLLGATE_PROCESSOR_BATCH_WITHIN_SECONDS", 0.05, 0.001),
+            max_unacked=integer(environ, "TOLLGATE_PROCESSOR_MAX_UNACKED", 20_000, 100),
+            producer_linger_ms=integer(environ, "TOLLGATE_PROCESSOR_PRODUCER_LINGER_MS", 5, 0, 1000),
+            producer_compression=_compression(environ),
         )
 
     def policy(self) -> Policy:
@@ -73,6 +83,16 @@ class ProcessorSettings:
             timedelta(seconds=self.dedupe_horizon_seconds),
             self.dedupe_cap,
         )
+
+
+def _compression(environ: Mapping[str, str]) -> str | None:
+    # gzip needs no extra package; lz4/snappy/zstd need theirs installed next to aiokafka.
+    value = environ.get("TOLLGATE_PROCESSOR_PRODUCER_COMPRESSION", "gzip").strip().lower()
+    if value in ("", "none"):
+        return None
+    if value not in ("gzip", "lz4", "snappy", "zstd"):
+        raise SettingsError("TOLLGATE_PROCESSOR_PRODUCER_COMPRESSION must be none, gzip, lz4, snappy or zstd")
+    return value
 
 
 def _topic(environ: Mapping[str, str], name: str, default: str) -> str:
