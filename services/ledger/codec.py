@@ -52,7 +52,8 @@ def decode(value: bytes | None) -> UsageRecorded:
     try:
         usage = UsageRecorded.from_cloudevent(envelope)
         canonical = str(uuid.UUID(usage.usage_id))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        # OverflowError: a date-time near year 1 or 9999 whose UTC form falls outside datetime's range.
         raise Rejected(f"data: {exc}") from exc
     _check(usage)
     # PostgreSQL text cannot hold NUL; refusing it here keeps one bad record from stalling a whole batch.
@@ -62,7 +63,11 @@ def decode(value: bytes | None) -> UsageRecorded:
 
 
 def _check(usage: UsageRecorded) -> None:
-    if not usage.period_start < usage.period_end <= usage.period_start + MAX_BUCKET:
+    try:
+        bucket = usage.period_start < usage.period_end <= usage.period_start + MAX_BUCKET
+    except OverflowError:  # period_start within an hour of datetime.max
+        bucket = False
+    if not bucket:
         raise Rejected("data.period_end: must be after period_start, by at most one hour")
     if usage.calls > MAX_COUNT or usage.records > MAX_COUNT:
         raise Rejected("data.calls/records: implausibly large")

@@ -26,12 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, UsageRow, decode, to_row
 from services.ledger.dead_letters import DeadLetterPublisher, dead_letter_rows
 from services.ledger.errors import LedgerError, Rejected
+from services.ledger.fastpath import FastRows
+from services.ledger.fetch import Fetcher, KafkaFailure
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.settings import LedgerSettings
 
@@ -59,7 +60,8 @@ UPSERT_OFFSETS = """INSERT INTO consumer_offsets (consumer_group, topic, kafka_p
 SELECT_OFFSETS = (
     "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = %s AND topic = %s"
 )
-TRANSIENT = (psycopg.Error, KafkaError, OSError, LedgerError)
+# KafkaError: the DLQ producer (kafka-python); KafkaFailure: the fetcher (aiokafka).
+TRANSIENT = (psycopg.Error, KafkaError, KafkaFailure, OSError, LedgerError)
 
 
 class LedgerConsumer:
@@ -72,10 +74,10 @@ class LedgerConsumer:
         self.database_url = database_url or settings.app_database_url
         self.metrics = metrics or LedgerMetrics()
         self.positions: dict[int, int] = {}  # next offset per partition, as committed in PostgreSQL
-        self._kafka: Any = None
+        self._kafka: Fetcher | None = None
         self._dlq: DeadLetterPublisher | None = None
         self._conn: psycopg.Connection | None = None
-        self._assigned: list[TopicPartition] = []
+        self._fast = FastRows()
         self._needs_seek = True
         self._failures = 0
 
@@ -109,11 +111,8 @@ class LedgerConsumer:
 
     def step(self) -> int:
         """Poll one batch and write it in one transaction; return the records handled."""
-        self._ensure_ready()
-        batch = self._kafka.poll(
-            timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_max
-        )
-        records = [record for part in batch.values() for record in part]
+        kafka = self._ensure_ready()
+        records = kafka.poll(self.settings.poll_timeout_ms, self.settings.batch_max)
         if records:
             rows, dead = self._decode(records)
             ends: dict[int, int] = {}
@@ -127,7 +126,7 @@ class LedgerConsumer:
             inserted = self._write(rows, dead, ends)
             self.positions.update(ends)
             self.metrics.written("usage", inserted)
-        self._report_lag()
+        self._report_lag(kafka)
         return len(records)
 
     def drain(self, timeout: float = 120.0) -> None:
@@ -135,15 +134,14 @@ class LedgerConsumer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._ensure_ready()
-                ends = self._kafka.end_offsets(self._assigned)
+                ends = self._ensure_ready().end_offsets()
                 break
             except TRANSIENT as exc:
                 if time.monotonic() > deadline:
                     raise LedgerError(f"cannot reach Kafka and PostgreSQL: {exc}") from exc
                 self._reset()
                 time.sleep(0.5)
-        while any(self.positions.get(tp.partition, 0) < end for tp, end in ends.items()):
+        while any(self.positions.get(partition, 0) < end for partition, end in ends.items()):
             if time.monotonic() > deadline:
                 raise LedgerError(f"drain timed out at {self.positions}, ends {ends}")
             self.attempt()
@@ -151,8 +149,13 @@ class LedgerConsumer:
     def _decode(self, records: Sequence[Any]) -> tuple[list[UsageRow], list[tuple[Any, str]]]:
         rows: list[UsageRow] = []
         dead: list[tuple[Any, str]] = []
+        fast = self._fast.row
         for record in records:
-            try:
+            row = fast(record.value, record.topic, record.partition, record.offset)
+            if row is not None:
+                rows.append(row)
+                continue
+            try:  # the full path: the verdict on anything unusual, and the reason when it is refused
                 rows.append(to_row(decode(record.value), record.topic, record.partition, record.offset))
             except Rejected as exc:
                 log.warning("dead letter %s/%d@%d: %s", record.topic, record.partition, record.offset, exc)
@@ -178,7 +181,7 @@ class LedgerConsumer:
             )
         return inserted
 
-    def _ensure_ready(self) -> None:
+    def _ensure_ready(self) -> Fetcher:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
                 self.database_url, connect_timeout=5, keepalives=1, keepalives_idle=10
@@ -190,53 +193,37 @@ class LedgerConsumer:
             self._kafka = self._new_kafka()
             self._needs_seek = True
         if self._needs_seek:
-            self._seek()
+            self._seek(self._kafka)
             self._needs_seek = False
+        return self._kafka
 
-    def _new_kafka(self) -> Any:
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.settings.batch_max,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            client_id="tollgate-ledger",
-        )
-        available = consumer.partitions_for_topic(self.settings.topic)
-        wanted = set(self.settings.partitions) if self.settings.partitions is not None else available
-        if not available or not wanted <= available:
-            consumer.close(autocommit=False)
-            raise LedgerError(
-                f"topic {self.settings.topic} has partitions {sorted(available)}, need {sorted(wanted)}"
-            )
-        self._assigned = [TopicPartition(self.settings.topic, p) for p in sorted(wanted)]
-        consumer.assign(self._assigned)
-        return consumer
+    def _new_kafka(self) -> Fetcher:
+        s = self.settings
+        fetcher = Fetcher(s.kafka_bootstrap, s.topic, s.partitions, s.batch_max)
+        try:
+            fetcher.open()
+        except BaseException:
+            fetcher.close()
+            raise
+        return fetcher
 
-    def _seek(self) -> None:
+    def _seek(self, kafka: Fetcher) -> None:
         """Position every partition at the offset PostgreSQL says comes next: the only source of truth."""
         assert self._conn is not None  # noqa: S101
         with self._conn.transaction():
             stored: dict[int, int] = dict(
                 self._conn.execute(SELECT_OFFSETS, (self.settings.consumer_group, self.settings.topic))
             )
-        self.positions = {
-            tp.partition: stored[tp.partition] for tp in self._assigned if tp.partition in stored
-        }
-        for tp in self._assigned:
-            if tp.partition in self.positions:
-                self._kafka.seek(tp, self.positions[tp.partition])
-            else:
-                self._kafka.seek_to_beginning(tp)
+        self.positions = {p: stored[p] for p in kafka.partitions if p in stored}
+        kafka.seek(self.positions)
         log.info("ledger consumer positioned at %s (others from the beginning)", self.positions)
 
-    def _report_lag(self) -> None:
-        for tp in self._assigned:
-            highwater = self._kafka.highwater(tp)
+    def _report_lag(self, kafka: Fetcher) -> None:
+        for partition in kafka.partitions:
+            highwater = kafka.highwater(partition)
             if highwater is not None:
-                self.metrics.lag.labels(str(tp.partition)).set(
-                    max(0, highwater - self.positions.get(tp.partition, 0))
+                self.metrics.lag.labels(str(partition)).set(
+                    max(0, highwater - self.positions.get(partition, 0))
                 )
 
     def _reset(self) -> None:
@@ -253,7 +240,7 @@ class LedgerConsumer:
         """Release Kafka and PostgreSQL; nothing is committed to Kafka."""
         self._reset()
         if self._kafka is not None:
-            self._kafka.close(autocommit=False)
+            self._kafka.close()
             self._kafka = None
         if self._dlq is not None:
             self._dlq.close()

@@ -41,7 +41,7 @@ class LedgerSettings:
     topic: str = topics.BILLABLE
     dlq_topic: str = topics.BILLABLE_DLQ
     consumer_group: str = "tollgate-ledger"
-    batch_max: int = 5000
+    batch_max: int = 10_000  # rows per transaction; bigger batches mean fewer commits and round trips
     poll_timeout_ms: int = 500
     # None: every partition of the topic (static assignment); see services/ledger/consumer.py.
     partitions: tuple[int, ...] | None = None
@@ -78,7 +78,7 @@ class LedgerSettings:
             topic=environ.get("TOLLGATE_LEDGER_TOPIC", "").strip() or topics.BILLABLE,
             dlq_topic=environ.get("TOLLGATE_LEDGER_DLQ_TOPIC", "").strip() or topics.BILLABLE_DLQ,
             consumer_group=environ.get("TOLLGATE_LEDGER_CONSUMER_GROUP", "").strip() or "tollgate-ledger",
-            batch_max=integer(environ, "TOLLGATE_LEDGER_BATCH_MAX", 5000, 1, 100_000),
+            batch_max=integer(environ, "TOLLGATE_LEDGER_BATCH_MAX", 10_000, 1, 100_000),
             poll_timeout_ms=integer(environ, "TOLLGATE_LEDGER_POLL_TIMEOUT_MS", 500, 10, 60_000),
             partitions=_partitions(environ.get("TOLLGATE_LEDGER_PARTITIONS", "")),
             backoff_max_seconds=number(environ, "TOLLGATE_LEDGER_BACKOFF_MAX_SECONDS", 30.0, 0.1),

@@ -59,6 +59,9 @@ def test_an_upper_case_usage_id_is_stored_in_canonical_form_so_it_dedupes() -> N
     (envelope(app_id="app\u0000x"), "data.app_id"),
     (envelope(source_event={"source": "gw\u0000", "id": "1"}), "NUL"),
     (envelope(extra=1), "data"),
+    # Near datetime's limits: once an OverflowError that escaped decode and stopped the consumer.
+    (envelope(period_start="9999-12-31T23:30:00Z", period_end="9999-12-31T23:45:00Z"), "period_end"),
+    (envelope(period_start="0001-01-01T00:00:00+01:00"), "out of range"),
 ])  # fmt: skip
 def test_a_record_that_cannot_be_billed_is_rejected_with_a_reason(value: bytes | None, reason: str) -> None:
     with pytest.raises(Rejected, match=None) as caught:
