@@ -24,6 +24,8 @@ def open_pool(url: str, size: int) -> ConnectionPool:
         max_size=size,
         open=False,
         kwargs={"connect_timeout": 5},
+        # A request waits at most this long for a connection, so a database outage answers 503 quickly.
+        timeout=5.0,
         check=ConnectionPool.check_connection,
         name="tollgate-ledger",
     )
