@@ -141,18 +141,7 @@ def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     props.write_text(server_properties(data_dir, ports["kafka"], ports["kafka_controller"], cfg.partitions))
     _format(cfg, props, log_path)
-    argv = [
-        cfg.java,
-        f"-Xms{cfg.kafka_heap}",
-        f"-Xmx{cfg.kafka_heap}",
-        "-Djava.awt.headless=true",
-        "-cp",
-        _classpath(cfg),
-        f"-Dlog4j.configuration=file:{cfg.kafka_log4j}",
-        "kafka.Kafka",
-        str(props),
-    ]
-    pid = spawn(PART, argv, log_path)
+    pid = spawn(PART, _broker_argv(cfg, props), log_path)
     on_spawn(pid)
     wait_until(PART, log_has(log_path, READY_LINE), timeout=cfg.ready_timeout, log_path=log_path, pid=pid)
     bootstrap = f"127.0.0.1:{ports['kafka']}"
@@ -168,6 +157,34 @@ def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], 
         "log": str(log_path),
         "dir": str(work),
     }
+
+
+def restart(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], None]) -> dict[str, Any]:
+    """Start the broker again on its existing log dir and ports (no format, no wipe); wait until ready."""
+    work = cfg.part_dir(PART)
+    props, log_path = work / "server.properties", cfg.log_path(PART)
+    if not (work / "data" / "meta.properties").is_file() or not props.is_file():
+        raise PartFailed(PART, f"nothing to restart in {work}: start the stack first", log_path)
+    since = log_path.stat().st_size if log_path.is_file() else 0
+    pid = spawn(PART, _broker_argv(cfg, props), log_path)
+    on_spawn(pid)
+    ready = log_has(log_path, READY_LINE, since)
+    wait_until(PART, ready, timeout=cfg.ready_timeout, log_path=log_path, pid=pid, what="ready again")
+    return {"pid": pid}
+
+
+def _broker_argv(cfg: StackConfig, props: Path) -> list[str]:
+    return [
+        cfg.java,
+        f"-Xms{cfg.kafka_heap}",
+        f"-Xmx{cfg.kafka_heap}",
+        "-Djava.awt.headless=true",
+        "-cp",
+        _classpath(cfg),
+        f"-Dlog4j.configuration=file:{cfg.kafka_log4j}",
+        "kafka.Kafka",
+        str(props),
+    ]
 
 
 def topic_specs(partitions: int) -> dict[str, dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,8 @@ STARTERS: dict[str, Starter] = {
     "prometheus": prometheus.start_prometheus,
     "alertmanager": prometheus.start_alertmanager,
 }
+# Parts that can be stopped and started again in place (same ports, same data) while the rest runs.
+RESTARTERS: dict[str, Starter] = {"kafka": kafka.restart, "postgres": postgres.restart}
 PORT_NAMES = {
     "kafka": ("kafka", "kafka_controller"),
     "postgres": ("postgres",),
@@ -157,6 +160,53 @@ class LocalStack:
         self.config.state_path.unlink(missing_ok=True)
         log.info("stack in %s down (stopped %s)", self.config.stack_dir, ", ".join(stopped) or "nothing")
         return stopped
+
+    def _running_state(self, part: str) -> dict[str, Any]:
+        state = self.state()
+        if not state or not state.get("ready"):
+            raise StackError(f"no running stack in {self.config.stack_dir}")
+        if part not in RESTARTERS:
+            raise StackError(f"{part!r} cannot be stopped alone; one of {sorted(RESTARTERS)} can")
+        if part not in state.get("parts", {}):
+            raise StackError(f"the stack in {self.config.stack_dir} has no {part}")
+        return state
+
+    def stop_part(self, part: str, *, kill: bool = False) -> None:
+        """Stop one part by pid (cleanly, or SIGKILL when `kill`), keeping its ports, data and record."""
+        state = self._running_state(part)
+        pid = state["parts"][part].get("pid")
+        if not is_ours(pid, self.marker):
+            return
+        if kill:  # PostgreSQL's crash-like stop is immediate shutdown: a SIGKILLed postmaster leaks children
+            gone = stop_pid(pid, (signal.SIGQUIT,) if part == postgres.PART else (), grace=10.0)
+        else:
+            gone = postgres.stop(pid) if part == postgres.PART else stop_pid(pid)
+        if not gone:
+            raise PartFailed(part, f"pid {pid} still running after stop", self.config.log_path(part))
+        log.info("%s of the stack in %s stopped (pid %s)", part, self.config.stack_dir, pid)
+
+    def start_part(self, part: str) -> dict[str, Any]:
+        """Start a stopped part again in place (same ports and data dir, nothing wiped); wait until ready."""
+        state = self._running_state(part)
+        info = state["parts"][part]
+        if is_ours(info.get("pid"), self.marker):
+            raise StackError(f"{part} of the stack in {self.config.stack_dir} is already running")
+
+        def record(pid: int) -> None:
+            info["pid"] = pid
+            save_state(self.config.state_path, state)
+
+        started = time.monotonic()
+        try:
+            fresh = RESTARTERS[part](self.config, state["ports"], record)
+        except StackError:
+            raise
+        except Exception as exc:
+            raise PartFailed(part, f"{type(exc).__name__}: {exc}", self.config.log_path(part)) from exc
+        info.update(fresh)
+        save_state(self.config.state_path, state)
+        log.info("%s restarted in place after %.1fs", part, time.monotonic() - started)
+        return dict(info)
 
     def status(self) -> dict[str, Any]:
         """Return each recorded part's pid, liveness, address and log."""

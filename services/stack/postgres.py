@@ -143,6 +143,27 @@ def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], 
     }
 
 
+def restart(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], None]) -> dict[str, Any]:
+    """Start the existing cluster again on its port with `pg_ctl -w` (no initdb, no new roles)."""
+    bin_dir = cfg.pg_bin_dir or find_pg_bin_dir()
+    work = cfg.part_dir(PART)
+    data, run, log_path, setup_log = work / "data", work / "run", work / "postgres.log", cfg.log_path(PART)
+    if not (data / "PG_VERSION").is_file():
+        raise PartFailed(PART, f"no cluster to restart in {data}: start the stack first", setup_log)
+    options = f"-p {ports[PART]} -k {run} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    timeout = str(int(cfg.ready_timeout))
+    argv = [str(bin_dir / "pg_ctl"), "-w", "-t", timeout, "-D", str(data), "-l", str(log_path), "-o", options]
+    try:
+        _run([*argv, "start"], setup_log, "pg_ctl start (restart)")
+    finally:
+        pid = read_pid(data)
+        if pid:
+            on_spawn(pid)
+    if pid is None:
+        raise PartFailed(PART, "no postmaster.pid after pg_ctl start", log_path)
+    return {"pid": pid}
+
+
 def _create_roles(socket_dir: Path, port: int, passwords: Mapping[str, str], log_path: Path) -> None:
     import psycopg
     from psycopg import sql

@@ -125,13 +125,13 @@ def wait_until(
         time.sleep(POLL_SECONDS)
 
 
-def log_has(log_path: Path, text: str) -> Callable[[], bool]:
-    """Return a check that `text` appears in `log_path`."""
+def log_has(log_path: Path, text: str, since: int = 0) -> Callable[[], bool]:
+    """Return a check that `text` appears in `log_path` (past byte offset `since`, e.g. a restart's)."""
     needle = text.encode()
 
     def check() -> bool:
         try:
-            return needle in log_path.read_bytes()
+            return needle in log_path.read_bytes()[since:]
         except OSError:
             return False
 
