@@ -20,6 +20,7 @@ from services.processor.durability import DurableTable, guard_commits
 from services.processor.health import Health
 from services.processor.metrics import LagTracker, ProcessorMetrics
 from services.processor.settings import ProcessorSettings
+from services.processor.stall import PartitionView, StallDetector
 
 log = logging.getLogger(__name__)
 TABLE_NAME = "licensees"
@@ -48,6 +49,10 @@ def bootstrap(
         producer_compression_type=settings.producer_compression,
         # Commit often: a crash replays at most this much, and replays re-send their outputs.
         broker_commit_interval=1.0,
+        # A worker that dies without leaving the group (kill -9, lost host) holds its partitions until
+        # the session expires; faust's default is 60 s. Heartbeats come from the consumer thread.
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
     )
@@ -74,6 +79,9 @@ class Pipeline:
     agreements: AgreementsView
     health: Health
     lag: LagTracker = field(default_factory=LagTracker)
+    stalls: StallDetector = field(default_factory=StallDetector)
+    handled: dict[int, int] = field(default_factory=dict)
+    gap_checked: set[int] = field(default_factory=set)
 
     def declare(self) -> None:
         """Declare topics, the per-licensee table, the agreements task and the agent."""
@@ -92,6 +100,7 @@ class Pipeline:
         self.metrics.lag_from(self.lag)
         self.health.failed = self.table.failure
         app.task(self.agreements.run)
+        app.timer(s.stall_check_seconds, name="processor-stall-check")(self.check_stalls)
         app.agent(self.calls, name="process-calls")(self.process)
         # cast: mode types receivers too narrowly for a bound coroutine method
         app.on_rebalance_complete.connect(cast(Any, self._on_rebalanced))
@@ -102,19 +111,31 @@ class Pipeline:
         )
 
     async def process(self, stream: Any) -> None:
-        """The agent: wait for every agreement, then handle micro-batches in order."""
+        """The agent: handle micro-batches in order, the first one once every agreement is known."""
+        # The stream is iterated at once and the first batch waits for the agreements: waiting before
+        # `take_events` made a worker taking over partitions skip records more often (README, 7.).
+        ready = asyncio.ensure_future(self._get_ready())
+        s = self.settings
+        try:
+            # take_events acks a batch's events only when the next batch is asked for, i.e. after
+            # `handle` queued the batch's state and outputs; the commit guard then waits for their acks.
+            async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
+                await asyncio.shield(ready)
+                await self.handle(events)
+        finally:
+            ready.cancel()
+
+    async def _get_ready(self) -> None:
         await self.agreements.wait_ready(self.settings.agreements_timeout_seconds)
         guard_commits(self.app, self.table)
         self.show_all()
         self.health.ready.set()
-        s = self.settings
-        # take_events acks a batch's events only when the next batch is asked for, i.e. after `handle`
-        # queued the batch's state and outputs; the commit guard then waits for their acks.
-        async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
-            await self.handle(events)
 
     async def handle(self, events: list[Any]) -> None:
         """Apply one batch, write each touched licensee's state once, send the outputs."""
+        events = await self._skip_gaps(events)
+        if not events:
+            return
         try:
             plan = self.planner.plan([e.message for e in events], self.clock.now())
             for write in plan.writes:
@@ -128,6 +149,43 @@ class Pipeline:
             raise
         self._observe(events, plan)
         await self._backpressure()
+
+    async def _skip_gaps(self, events: list[Any]) -> list[Any]:
+        """Drop a partition's events when its first batch since assignment starts past its committed offset.
+
+        faust sometimes never delivers the records between the committed offset and the first batch
+        after a takeover (README, 7.). Handling later records first would move the licensee's
+        `last_offset` past the skipped ones, which would then read as replays and never count. So the
+        partition is sought back to its committed offset before anything of it is handled; the dropped
+        events come again, in order. Once per partition and assignment, so a transaction marker at the
+        committed offset cannot loop.
+        """
+        first: dict[int, Any] = {}
+        for event in events:
+            first.setdefault(event.message.partition, event.message)
+        fresh = [p for p in first if p not in self.handled and p not in self.gap_checked]
+        gaps: set[int] = set()
+        consumer = cast(Any, self.app.consumer)
+        for partition in fresh:
+            self.gap_checked.add(partition)
+            message = first[partition]
+            committed = await self._broker_committed(consumer, message.tp)
+            if committed is not None and message.offset > committed:
+                gaps.add(partition)
+                log.warning(
+                    "input partition %d: first record after assignment is %d but %d is committed;"
+                    " reading it again from the committed offset",
+                    partition, message.offset, committed,
+                )
+                await self._reseek(consumer, message.tp)
+        return [e for e in events if e.message.partition not in gaps]
+
+    async def _broker_committed(self, consumer: Any, tp: Any) -> int | None:
+        thread = consumer._thread
+        committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
+        if committed is None:
+            committed = (await consumer.earliest_offsets(tp))[tp]
+        return int(committed) if committed is not None else None
 
     async def _backpressure(self) -> None:
         # The next batch waits while too many records are unacknowledged, so memory stays bounded.
@@ -152,6 +210,7 @@ class Pipeline:
         for event in events:
             message = event.message
             self.lag.processed(message.partition, message.offset, message.timestamp)
+            self.handled[message.partition] = message.offset
 
     def show_all(self) -> None:
         """Set every licensee's gauges from the table (after a restart they would be missing)."""
@@ -161,8 +220,51 @@ class Pipeline:
     async def _on_rebalanced(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # Sent once the table is recovered for the new assignment. Before the agent is ready the
         # agreements may be unknown; the agent shows the table itself when it starts.
+        self.stalls.reset()
+        # A new assignment: each input partition's first batch is checked for skipped records again.
+        self.handled.clear()
+        self.gap_checked.clear()
         if self.health.ready.is_set():
             self.show_all()
+
+    async def check_stalls(self) -> None:
+        """Seek an input partition whose commits stopped back to its committed offset (see stall.py)."""
+        app, table = self.app, self.table
+        if not self.health.ready.is_set() or app.rebalancing or table.unacked or table.failure():
+            return  # not started, moving partitions, waiting for acks, or must restart anyway
+        consumer = cast(Any, app.consumer)  # faust internals: the in-memory committed offsets
+        tps = {tp.partition: tp for tp in consumer.assignment() if tp.topic == self.settings.input_topic}
+        unknown = [tp for tp in tps.values() if consumer.highwater(tp) is None]
+        ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
+        views = [
+            PartitionView(
+                partition,
+                consumer._committed_offset.get(tp),
+                consumer.highwater(tp) if tp not in ends else ends[tp],
+                self.handled.get(partition),
+            )
+            for partition, tp in sorted(tps.items())
+        ]
+        for partition in self.stalls.observe(views):
+            await self._reseek(consumer, tps[partition])
+
+    async def _reseek(self, consumer: Any, tp: Any) -> None:
+        thread = consumer._thread
+        committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
+        if committed is None:
+            committed = (await consumer.earliest_offsets(tp))[tp]
+        log.warning(
+            "input partition %d stalled: committed %s (on the broker %s), end %s, last handled %s;"
+            " reading it again from %s (already counted calls are replays)",
+            tp.partition,
+            consumer._committed_offset.get(tp),
+            committed,
+            consumer.highwater(tp),
+            self.handled.get(tp.partition),
+            committed,
+        )
+        consumer._committed_offset[tp] = committed or None
+        await consumer.seek_wait({tp: committed})
 
     def _pending(self, next_offsets: dict[int, int]) -> bool:
         consumer = self.app.consumer

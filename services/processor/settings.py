@@ -40,6 +40,13 @@ class ProcessorSettings:
     max_unacked: int = 20_000
     producer_linger_ms: int = 5
     producer_compression: str | None = "gzip"
+    session_timeout_seconds: float = 10.0
+    stall_check_seconds: float = 5.0
+
+    @property
+    def heartbeat_interval_seconds(self) -> float:
+        """A third of the session timeout (Kafka's rule of thumb), at most faust's 3 s default."""
+        return min(3.0, self.session_timeout_seconds / 3)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ProcessorSettings:
@@ -74,6 +81,9 @@ class ProcessorSettings:
             max_unacked=integer(environ, "TOLLGATE_PROCESSOR_MAX_UNACKED", 20_000, 100),
             producer_linger_ms=integer(environ, "TOLLGATE_PROCESSOR_PRODUCER_LINGER_MS", 5, 0, 1000),
             producer_compression=_compression(environ),
+            # The broker refuses sessions outside group.{min,max}.session.timeout.ms (6 s and 30 min).
+            session_timeout_seconds=number(environ, "TOLLGATE_PROCESSOR_SESSION_TIMEOUT_SECONDS", 10.0, 6.0),
+            stall_check_seconds=number(environ, "TOLLGATE_PROCESSOR_STALL_CHECK_SECONDS", 5.0, 0.5),
         )
 
     def policy(self) -> Policy:
