@@ -124,13 +124,17 @@ def _format(cfg: StackConfig, props: Path, log_path: Path) -> None:
         "-c",
         str(props),
     ]
-    try:
-        with log_path.open("ab") as out:
-            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=120)  # noqa: S603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PartFailed(PART, f"storage format failed: {exc}", log_path) from exc
-    if done.returncode != 0:
-        raise PartFailed(PART, f"storage format exited with code {done.returncode}", log_path)
+    # One retry: a loaded machine has been seen to fail the first JVM run; `--ignore-formatted` keeps a
+    # directory the first attempt managed to format.
+    for attempt in (argv, [*argv, "--ignore-formatted"]):
+        try:
+            with log_path.open("ab") as out:
+                done = subprocess.run(attempt, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=120)  # noqa: S603
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PartFailed(PART, f"storage format failed: {exc}", log_path) from exc
+        if done.returncode == 0:
+            return
+    raise PartFailed(PART, f"storage format exited with code {done.returncode}", log_path)
 
 
 def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], None]) -> dict[str, Any]:

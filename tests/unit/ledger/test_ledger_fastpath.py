@@ -106,7 +106,11 @@ def full_path(value: bytes) -> tuple[Any, ...] | None:
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(envelopes())
 def test_every_generated_valid_envelope_takes_the_fast_path_with_the_full_paths_row(event: dict) -> None:
-    value = orjson.dumps(event)
+    try:
+        value = orjson.dumps(event)
+    except TypeError:
+        # A lone surrogate cannot be encoded as UTF-8, so no such message can reach the topic.
+        assume(False)
     assert problems(BILLABLE_TYPE, event) == []
     assert FAST.row(value, "t", 1, 7) == full_path(value) is not None
 
