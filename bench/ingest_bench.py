@@ -27,6 +27,7 @@ import orjson
 from kafka import KafkaProducer
 
 from services.core.tokens import FileTokenStore, Principal
+from services.demo.launcher import wait_http_ok
 from services.demo.scenario import demo_calls
 from services.ingest.errors import IngestError
 from services.ingest.validation import accept
@@ -62,31 +63,18 @@ def ingest_process(bootstrap: str, topic: str, workdir: Path) -> Iterator[tuple[
         "TOLLGATE_INGEST_METRICS_PORT": str(free_port()),
         "TOLLGATE_INGEST_TOPIC": topic,
     }
-    with (workdir / "ingest.log").open("ab") as out:
+    log_path = workdir / "ingest.log"
+    with log_path.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", "ingest"], env=env, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process)
+        wait_http_ok(process, f"{url}/readyz", 60.0, "ingest", log_path)
         yield url, token
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise IngestError(f"ingest exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise IngestError("ingest not ready")
 
 
 def http_rate(url: str, token: str, events: list[dict[str, Any]], batch: int, clients: int) -> float:

@@ -475,25 +475,23 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _git(*args: str, timeout: float) -> str:
+    """The stripped output of `git ARGS` in the repository; raises when git fails."""
+    return subprocess.run(  # noqa: S603 - git with our own fixed arguments
+        ["git", *args],  # noqa: S607
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    ).stdout.strip()
+
+
 def git_commit() -> str:
     """HEAD's id, marked when the working tree has uncommitted changes."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],  # noqa: S607
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
+        head = _git("rev-parse", "HEAD", timeout=10)
+        dirty = _git("status", "--porcelain", timeout=30)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head} (with uncommitted changes)" if dirty else head

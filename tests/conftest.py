@@ -13,18 +13,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from stack_support import throwaway_stack
 
-from services.stack import LocalStack, StackConfig, StackError, StackInfo
+from services.stack import StackError, StackInfo
 from services.stack.config import REPO_ROOT
 from services.stack.containers import ContainerStack, docker_available
-from services.stack.kafka import create_topics, install_jars
+from services.stack.kafka import create_topics
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -37,21 +37,11 @@ def _unavailable(message: str) -> None:
 
 
 def _local_stack() -> Iterator[StackInfo]:
-    stack_dir = Path(tempfile.mkdtemp(prefix="tollgate-stack-"))
-    stack = LocalStack(StackConfig(stack_dir=stack_dir))
-    try:
-        install_jars(stack.config.libs_dir, stack.config.kafka_pom)
-        info = stack.up()
-    except StackError as exc:
-        stack.down()
+    def unavailable(exc: StackError) -> None:
         _unavailable(f"the local stack did not start ({exc}); `make install` installs what it needs")
-        raise
-    try:
+
+    with throwaway_stack("tollgate-stack-", unavailable) as (_, info):
         yield info
-    finally:
-        stack.down()
-        if not os.environ.get("TOLLGATE_KEEP_STACK"):
-            shutil.rmtree(stack_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -72,34 +62,29 @@ def stack_info() -> Iterator[StackInfo]:
     yield from _local_stack()
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(stack_info: StackInfo) -> str:
-    """Bootstrap servers of the session's Kafka, e.g. `127.0.0.1:40123`."""
-    return stack_info.kafka_bootstrap
+def _stack_fact(name: str, doc: str) -> Any:
+    """A session fixture `name`: the attribute of that name of the session's `StackInfo`."""
+
+    def fact(stack_info: StackInfo) -> Any:
+        return getattr(stack_info, name)
+
+    fact.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(fact)
 
 
-@pytest.fixture(scope="session")
-def database_url(stack_info: StackInfo) -> str:
-    """PostgreSQL URL of the owner/migrator role `tollgate_owner` on database `tollgate`."""
-    return stack_info.database_url
-
-
-@pytest.fixture(scope="session")
-def app_database_url(stack_info: StackInfo) -> str:
-    """PostgreSQL URL of the service role `tollgate_app` on database `tollgate`."""
-    return stack_info.app_database_url
-
-
-@pytest.fixture(scope="session")
-def prometheus_url(stack_info: StackInfo) -> str:
-    """Base URL of the session's Prometheus, e.g. `http://127.0.0.1:40124`."""
-    return stack_info.prometheus_url
-
-
-@pytest.fixture(scope="session")
-def alertmanager_url(stack_info: StackInfo) -> str:
-    """Base URL of the session's Alertmanager."""
-    return stack_info.alertmanager_url
+kafka_bootstrap = _stack_fact(
+    "kafka_bootstrap", "Bootstrap servers of the session's Kafka, e.g. `127.0.0.1:40123`."
+)
+database_url = _stack_fact(
+    "database_url", "PostgreSQL URL of the owner/migrator role `tollgate_owner` on database `tollgate`."
+)
+app_database_url = _stack_fact(
+    "app_database_url", "PostgreSQL URL of the service role `tollgate_app` on database `tollgate`."
+)
+prometheus_url = _stack_fact(
+    "prometheus_url", "Base URL of the session's Prometheus, e.g. `http://127.0.0.1:40124`."
+)
+alertmanager_url = _stack_fact("alertmanager_url", "Base URL of the session's Alertmanager.")
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from services.core.errors import SettingsError
@@ -11,6 +12,7 @@ from services.core.security import database_tls
 
 # Secrets that ship in examples and must never reach a running service.
 _DEFAULT_SECRETS = {"", "changeme", "change-me", "secret", "password", "postgres", "admin", "tollgate"}
+_T = TypeVar("_T")
 
 
 def require(environ: Mapping[str, str], name: str) -> str:
@@ -21,17 +23,24 @@ def require(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _parsed(environ: Mapping[str, str], name: str, convert: Callable[[str], _T], kind: str) -> _T | None:
+    """The variable converted by `convert`; None when unset or empty, SettingsError when it is not `kind`."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return convert(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from exc
+
+
 def integer(
     environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31
 ) -> int:
     """An integer variable within bounds."""
-    raw = environ.get(name, "").strip()
-    if not raw:
+    value = _parsed(environ, name, int, "an integer")
+    if value is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
@@ -39,13 +48,9 @@ def integer(
 
 def number(environ: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
     """A float variable (durations, ratios), never money."""
-    raw = environ.get(name, "").strip()
-    if not raw:
+    value = _parsed(environ, name, float, "a number")
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value

@@ -51,6 +51,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_http_ok(
+    process: subprocess.Popen[bytes], url: str, timeout: float, name: str, log_path: Path | None = None
+) -> None:
+    """Wait until GET `url` answers 200; LaunchError when `process` exits first or `timeout` passes."""
+    log_hint = f"; log: {log_path}" if log_path else ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LaunchError(f"{name} exited with {process.returncode}{log_hint}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise LaunchError(f"{name} not ready at {url} after {timeout:.0f}s{log_hint}")
+
+
 class ServiceLauncher:
     """Starts, kills and stops service processes; every process is stopped by its pid."""
 
@@ -90,25 +108,19 @@ class ServiceLauncher:
 
     def start_ingest(self, key: str = "ingest", timeout: float = 60.0) -> RunningService:
         """Start the ingest service and wait until /readyz says it can reach Kafka."""
-        ports = {"http": free_port(), "metrics": free_port()}
-        env = {
-            "TOLLGATE_INGEST_PORT": str(ports["http"]),
-            "TOLLGATE_INGEST_METRICS_PORT": str(ports["metrics"]),
-        }
-        service = self._spawn(key, "ingest", ports, env)
-        self._wait_http(service, f"{service.url}/readyz", timeout)
-        return service
+        return self._start_http("ingest", key, timeout)
 
     def start_ledger(self, key: str = "ledger", timeout: float = 60.0) -> RunningService:
         """Start the ledger service and wait until /readyz says it can reach PostgreSQL."""
+        return self._start_http("ledger", key, timeout)
+
+    def _start_http(self, service: str, key: str, timeout: float) -> RunningService:
         ports = {"http": free_port(), "metrics": free_port()}
-        env = {
-            "TOLLGATE_LEDGER_PORT": str(ports["http"]),
-            "TOLLGATE_LEDGER_METRICS_PORT": str(ports["metrics"]),
-        }
-        service = self._spawn(key, "ledger", ports, env)
-        self._wait_http(service, f"{service.url}/readyz", timeout)
-        return service
+        prefix = f"TOLLGATE_{service.upper()}"
+        env = {f"{prefix}_PORT": str(ports["http"]), f"{prefix}_METRICS_PORT": str(ports["metrics"])}
+        running = self._spawn(key, service, ports, env)
+        wait_http_ok(running.process, f"{running.url}/readyz", timeout, running.name, running.log_path)
+        return running
 
     def start_processor(self, key: str = "processor", app_id: str = "tollgate-processor",
                         timeout: float = 90.0) -> RunningService:
@@ -120,22 +132,9 @@ class ServiceLauncher:
             "TOLLGATE_PROCESSOR_DATA_DIR": str(self.workdir / f"{key}-data"),
         }
         service = self._spawn(key, "processor", ports, env)
-        self._wait_http(service, f"http://{service.metrics_address}/metrics", timeout)
+        metrics_url = f"http://{service.metrics_address}/metrics"
+        wait_http_ok(service.process, metrics_url, timeout, service.name, service.log_path)
         return service
-
-    def _wait_http(self, service: RunningService, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                code = service.process.returncode
-                raise LaunchError(f"{service.name} exited with {code}; log: {service.log_path}")
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise LaunchError(f"{service.name} not ready at {url} after {timeout:.0f}s; log: {service.log_path}")
 
     def kill(self, key: str) -> None:
         """kill -9 a service: no shutdown hooks run."""

@@ -12,6 +12,7 @@ import uvicorn
 from prometheus_client import start_http_server
 from starlette.types import ASGIApp
 
+from services.core.shutdown import keep_exit_graceful
 from services.core.tokens import FileTokenStore
 from services.ingest.app import create_app
 from services.ingest.errors import IngestError
@@ -51,8 +52,16 @@ def run(environ: Mapping[str, str]) -> None:
         settings.metrics_port,
         settings.topic,
     )
+    server = uvicorn.Server(config)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    # Without this the signal uvicorn raises again after draining would end the process with -15; one that
+    # comes before uvicorn took the signals over stops the server as soon as it has started.
+    keep_exit_graceful(stop)
     try:
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         metrics_server.shutdown()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
@@ -12,6 +11,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from services.core.clock import Clock, SystemClock
+from services.core.shutdown import keep_exit_graceful
 from services.core.tokens import FileTokenStore
 from services.ledger.api import create_app
 from services.ledger.consumer import LedgerConsumer
@@ -35,14 +35,6 @@ def invoice_periodically(invoicer: Invoicer, interval: float, stop: threading.Ev
         except Exception:  # one bad round (database down) must not end invoicing for good
             log.exception("periodic invoicing failed; retrying in %.0fs", interval)
         stop.wait(interval)
-
-
-def _keep_exit_graceful(stop: threading.Event) -> None:
-    """uvicorn re-raises SIGTERM/SIGINT after its shutdown, restoring the previous handlers first; with the
-    default handlers the process would die there, before the consumer finishes its batch and exits 0."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
 
 
 def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
@@ -89,7 +81,8 @@ def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
         settings.metrics_port,
         settings.topic,
     )
-    _keep_exit_graceful(stop)
+    # Without this the signal uvicorn raises again would kill us before the consumer finishes its batch.
+    keep_exit_graceful(stop.set)
     try:
         uvicorn.Server(config).run()
     finally:

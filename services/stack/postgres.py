@@ -75,8 +75,7 @@ def read_pid(data_dir: Path) -> int | None:
 def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], None]) -> dict[str, Any]:
     """Init a fresh cluster, start it on 127.0.0.1 with pg_ctl -w, create the roles and database."""
     bin_dir = cfg.pg_bin_dir or find_pg_bin_dir()
-    work = cfg.part_dir(PART)
-    data, run, log_path, setup_log = work / "data", work / "run", work / "postgres.log", cfg.log_path(PART)
+    work, data, run, log_path, setup_log = _paths(cfg)
     setup_log.parent.mkdir(parents=True, exist_ok=True)
     _prepare_dirs(cfg, work)
     port = ports[PART]
@@ -97,31 +96,7 @@ def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], 
         setup_log,
         "initdb",
     )
-    options = f"-p {port} -k {run} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    try:
-        _run(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-w",
-                "-t",
-                str(int(cfg.ready_timeout)),
-                "-D",
-                str(data),
-                "-l",
-                str(log_path),
-                "-o",
-                options,
-                "start",
-            ],
-            setup_log,
-            "pg_ctl start",
-        )
-    finally:
-        pid = read_pid(data)
-        if pid:
-            on_spawn(pid)
-    if pid is None:
-        raise PartFailed(PART, "no postmaster.pid after pg_ctl start", log_path)
+    pid = _pg_ctl_start(cfg, bin_dir, port, on_spawn, "pg_ctl start")
     passwords = {OWNER_ROLE: secrets.token_urlsafe(18), APP_ROLE: secrets.token_urlsafe(18)}
     _create_roles(run, port, passwords, log_path)
     url = f"postgresql://{{}}:{{}}@127.0.0.1:{port}/{DATABASE}"
@@ -146,22 +121,36 @@ def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], 
 def restart(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], None]) -> dict[str, Any]:
     """Start the existing cluster again on its port with `pg_ctl -w` (no initdb, no new roles)."""
     bin_dir = cfg.pg_bin_dir or find_pg_bin_dir()
-    work = cfg.part_dir(PART)
-    data, run, log_path, setup_log = work / "data", work / "run", work / "postgres.log", cfg.log_path(PART)
+    _, data, _, _, setup_log = _paths(cfg)
     if not (data / "PG_VERSION").is_file():
         raise PartFailed(PART, f"no cluster to restart in {data}: start the stack first", setup_log)
-    options = f"-p {ports[PART]} -k {run} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    return {"pid": _pg_ctl_start(cfg, bin_dir, ports[PART], on_spawn, "pg_ctl start (restart)")}
+
+
+def _paths(cfg: StackConfig) -> tuple[Path, Path, Path, Path, Path]:
+    """The cluster's work dir, data dir, socket dir, server log and setup log."""
+    work = cfg.part_dir(PART)
+    return work, work / "data", work / "run", work / "postgres.log", cfg.log_path(PART)
+
+
+def _pg_ctl_start(
+    cfg: StackConfig, bin_dir: Path, port: int, on_spawn: Callable[[int], None], what: str
+) -> int:
+    """Start the cluster on 127.0.0.1:`port` with `pg_ctl -w` and return the postmaster's pid."""
+    _, data, run, log_path, setup_log = _paths(cfg)
+    options = f"-p {port} -k {run} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
     timeout = str(int(cfg.ready_timeout))
     argv = [str(bin_dir / "pg_ctl"), "-w", "-t", timeout, "-D", str(data), "-l", str(log_path), "-o", options]
     try:
-        _run([*argv, "start"], setup_log, "pg_ctl start (restart)")
+        _run([*argv, "start"], setup_log, what)
     finally:
+        # A postmaster that started but was not ready in time still has to be known, so it can be stopped.
         pid = read_pid(data)
         if pid:
             on_spawn(pid)
     if pid is None:
         raise PartFailed(PART, "no postmaster.pid after pg_ctl start", log_path)
-    return {"pid": pid}
+    return pid
 
 
 def _create_roles(socket_dir: Path, port: int, passwords: Mapping[str, str], log_path: Path) -> None:

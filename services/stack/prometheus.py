@@ -73,12 +73,29 @@ def unregister_scrape_target(targets_dir: Path, job: str, address: str) -> None:
     _target_file(targets_dir, job, address).unlink(missing_ok=True)
 
 
+def _serve(
+    part: str,
+    cfg: StackConfig,
+    port: int,
+    command: list[str],
+    flags: list[str],
+    on_spawn: Callable[[int], None],
+) -> dict[str, Any]:
+    """Run `command` listening on 127.0.0.1:`port` with `flags`; wait for /-/ready; return its facts."""
+    work, log_path = cfg.part_dir(part), cfg.log_path(part)
+    pid = spawn(part, [*command, f"--web.listen-address=127.0.0.1:{port}", *flags], log_path)
+    on_spawn(pid)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(part, http_ok(f"{url}/-/ready"), timeout=cfg.ready_timeout, log_path=log_path, pid=pid)
+    return {"pid": pid, "port": port, "url": url, "log": str(log_path), "dir": str(work)}
+
+
 def start_prometheus(
     cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], None]
 ) -> dict[str, Any]:
     """Write the config, start Prometheus on 127.0.0.1, wait for /-/ready."""
     binary = cfg.prometheus_bin or find_binary(PROMETHEUS, "prometheus")
-    work, log_path, port = cfg.part_dir(PROMETHEUS), cfg.log_path(PROMETHEUS), ports[PROMETHEUS]
+    work, port = cfg.part_dir(PROMETHEUS), ports[PROMETHEUS]
     targets = work / "targets"
     targets.mkdir(parents=True, exist_ok=True)
     alertmanager_port = ports.get(ALERTMANAGER) if ALERTMANAGER in cfg.parts else None
@@ -86,27 +103,9 @@ def start_prometheus(
     config["scrape_configs"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
     config_path = work / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--storage.tsdb.path={work / 'data'}",
-        "--web.enable-lifecycle",
-        "--log.level=info",
-    ]
-    pid = spawn(PROMETHEUS, argv, log_path)
-    on_spawn(pid)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(PROMETHEUS, http_ok(f"{url}/-/ready"), timeout=cfg.ready_timeout, log_path=log_path, pid=pid)
-    return {
-        "pid": pid,
-        "port": port,
-        "url": url,
-        "log": str(log_path),
-        "dir": str(work),
-        "targets_dir": str(targets),
-        "config": str(config_path),
-    }
+    flags = [f"--storage.tsdb.path={work / 'data'}", "--web.enable-lifecycle", "--log.level=info"]
+    info = _serve(PROMETHEUS, cfg, port, [binary, f"--config.file={config_path}"], flags, on_spawn)
+    return {**info, "targets_dir": str(targets), "config": str(config_path)}
 
 
 def _alertmanager_config(cfg: StackConfig, work: Path) -> Path:
@@ -123,26 +122,10 @@ def start_alertmanager(
 ) -> dict[str, Any]:
     """Start Alertmanager on 127.0.0.1 without clustering, wait for /-/ready."""
     binary = cfg.alertmanager_bin or find_binary(ALERTMANAGER, "prometheus-alertmanager", "alertmanager")
-    work, log_path, port = cfg.part_dir(ALERTMANAGER), cfg.log_path(ALERTMANAGER), ports[ALERTMANAGER]
+    work, port = cfg.part_dir(ALERTMANAGER), ports[ALERTMANAGER]
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     config_path = _alertmanager_config(cfg, work)
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--storage.path={data}",
-        "--cluster.listen-address=",
-    ]
-    pid = spawn(ALERTMANAGER, argv, log_path)
-    on_spawn(pid)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(ALERTMANAGER, http_ok(f"{url}/-/ready"), timeout=cfg.ready_timeout, log_path=log_path, pid=pid)
-    return {
-        "pid": pid,
-        "port": port,
-        "url": url,
-        "log": str(log_path),
-        "dir": str(work),
-        "config": str(config_path),
-    }
+    flags = [f"--storage.path={data}", "--cluster.listen-address="]
+    info = _serve(ALERTMANAGER, cfg, port, [binary, f"--config.file={config_path}"], flags, on_spawn)
+    return {**info, "config": str(config_path)}

@@ -2,44 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stack_support import throwaway_stack
 
 from services.demo import story
 from services.demo.scenario import demo_calls
-from services.stack import LocalStack, StackConfig, StackError, StackInfo
-from services.stack.kafka import install_jars
-
-
-@contextlib.contextmanager
-def private_stack() -> Iterator[tuple[LocalStack, StackInfo]]:
-    """A throwaway local stack in /tmp (the postgres user must reach it), stopped and removed after."""
-    stack_dir = Path(tempfile.mkdtemp(prefix="tollgate-e2e-"))
-    stack = LocalStack(StackConfig(stack_dir=stack_dir))
-    try:
-        install_jars(stack.config.libs_dir, stack.config.kafka_pom)
-        info = stack.up()
-    except StackError as exc:
-        stack.down()
-        pytest.fail(f"the e2e stack did not start: {exc}")
-    try:
-        yield stack, info
-    finally:
-        stack.down()
-        if not os.environ.get("TOLLGATE_KEEP_STACK"):
-            shutil.rmtree(stack_dir, ignore_errors=True)
+from services.stack import LocalStack, StackError, StackInfo
 
 
 @pytest.fixture(scope="session")
 def e2e_stack() -> Iterator[tuple[LocalStack, StackInfo]]:
     """The e2e tier's own stack."""
-    with private_stack() as pair:
+
+    def unavailable(exc: StackError) -> None:
+        pytest.fail(f"the e2e stack did not start: {exc}")
+
+    with throwaway_stack("tollgate-e2e-", unavailable) as pair:
         yield pair
 
 

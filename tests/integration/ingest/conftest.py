@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from ingest_support import api_call_event
 from kafka import KafkaConsumer, TopicPartition
 
 from services.core.tokens import InMemoryTokenStore
@@ -24,29 +25,12 @@ from services.ingest.settings import IngestSettings
 from services.stack import StackConfig, StackError
 from services.stack import kafka as stack_kafka
 from services.stack.ports import free_port, free_ports
-from services.stack.process import log_has, spawn, stop_pid, wait_until
+from services.stack.process import stop_pid
 
 
 def _api_call(n: int, licensee: str = "omnisoft", source: str = "gateway-it") -> dict[str, Any]:
     """A valid api-call event."""
-    return {
-        "specversion": "1.0",
-        "id": f"it-{n:07d}",
-        "source": source,
-        "type": "io.tollgate.api.call.v1",
-        "time": "2026-10-15T10:00:00Z",
-        "datacontenttype": "application/json",
-        "data": {
-            "licensee_id": licensee,
-            "app_id": "omni-search",
-            "endpoint": "/2/tweets/search/all",
-            "method": "GET",
-            "status": 200,
-            "records": n % 50,
-            "bytes": 900,
-            "requester": {"org_id": "acme", "org_type": "commercial"},
-        },
-    }
+    return api_call_event(f"it-{n:07d}", source=source, licensee=licensee, records=n % 50, size=900)
 
 
 def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
@@ -99,6 +83,10 @@ class LiveIngest:
             },
         )
 
+    def published(self, expected: int) -> list[Any]:
+        """Every record of the ingest's topic, waiting until at least `expected` arrived."""
+        return _read_topic(self.settings.kafka_bootstrap, self.settings.topic, expected)
+
 
 @pytest.fixture
 def live_ingest(tmp_path: Path) -> Iterator[Callable[..., LiveIngest]]:
@@ -122,6 +110,14 @@ def live_ingest(tmp_path: Path) -> Iterator[Callable[..., LiveIngest]]:
         server.__exit__(None, None, None)
 
 
+@pytest.fixture
+def ingest_on_new_topic(
+    kafka_bootstrap: str, new_topic: Callable[..., str], live_ingest: Callable[..., LiveIngest]
+) -> Callable[[int], LiveIngest]:
+    """Factory: `ingest_on_new_topic(partitions)` serves ingest publishing to a fresh topic of the stack."""
+    return lambda partitions: live_ingest(kafka_bootstrap, new_topic(partitions=partitions))
+
+
 class PrivateKafka:
     """A single-node KRaft broker of our own, so a test can stop and restart it without harming others."""
 
@@ -135,35 +131,13 @@ class PrivateKafka:
 
     def start(self) -> None:
         """First start formats storage and creates the contract's topics; later ones reuse the data."""
-        if self.starts == 0:
-            info = stack_kafka.start(self.config, self.ports, lambda pid: setattr(self, "pid", pid))
-            self.pid = info["pid"]
-        else:
-            self._restart()
+        starter = stack_kafka.start if self.starts == 0 else stack_kafka.restart
+        self.pid = starter(self.config, self.ports, self._spawned)["pid"]
         self.starts += 1
 
-    def _restart(self) -> None:
-        work = self.config.part_dir(stack_kafka.PART)
-        log_path = work / f"restart-{self.starts}.log"
-        argv = [
-            self.config.java,
-            f"-Xms{self.config.kafka_heap}",
-            f"-Xmx{self.config.kafka_heap}",
-            "-Djava.awt.headless=true",
-            "-cp",
-            f"{self.config.libs_dir}/*",
-            f"-Dlog4j.configuration=file:{self.config.kafka_log4j}",
-            "kafka.Kafka",
-            str(work / "server.properties"),
-        ]
-        self.pid = spawn(stack_kafka.PART, argv, log_path)
-        wait_until(
-            stack_kafka.PART,
-            log_has(log_path, stack_kafka.READY_LINE),
-            timeout=90,
-            log_path=log_path,
-            pid=self.pid,
-        )
+    def _spawned(self, pid: int) -> None:
+        # Known before the broker is ready, so a start that times out still stops it.
+        self.pid = pid
 
     def stop(self) -> None:
         """SIGTERM the broker (SIGKILL after a grace period) and wait until it is gone."""

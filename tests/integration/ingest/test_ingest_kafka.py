@@ -16,18 +16,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_batch_posted_over_http_lands_on_the_topic_keyed_by_licensee(
-    kafka_bootstrap: str,
-    new_topic: Callable[..., str],
-    live_ingest: Callable[..., Any],
-    api_call: Callable[..., dict[str, Any]],
-    read_topic: Callable[..., list[Any]],
+    ingest_on_new_topic: Callable[[int], Any], api_call: Callable[..., dict[str, Any]]
 ) -> None:
-    topic = new_topic(partitions=6)
-    ingest = live_ingest(kafka_bootstrap, topic)
+    ingest = ingest_on_new_topic(6)
     batch = [api_call(n, licensee=f"lic-{n % 5}") for n in range(300)]
     response = ingest.post(batch + batch[:7])
     assert (response.status_code, response.json()) == (202, {"accepted": 300, "duplicates": 7})
-    records = read_topic(kafka_bootstrap, topic, expected=300)
+    records = ingest.published(expected=300)
     assert len(records) == 300
     partitions_of: dict[str, set[int]] = defaultdict(set)
     for record in records:
@@ -40,14 +35,9 @@ def test_a_batch_posted_over_http_lands_on_the_topic_keyed_by_licensee(
 
 
 def test_every_event_of_every_202_from_concurrent_clients_is_on_the_topic(
-    kafka_bootstrap: str,
-    new_topic: Callable[..., str],
-    live_ingest: Callable[..., Any],
-    api_call: Callable[..., dict[str, Any]],
-    read_topic: Callable[..., list[Any]],
+    ingest_on_new_topic: Callable[[int], Any], api_call: Callable[..., dict[str, Any]]
 ) -> None:
-    topic = new_topic(partitions=3)
-    ingest = live_ingest(kafka_bootstrap, topic)
+    ingest = ingest_on_new_topic(3)
     batches = [[api_call(b * 1000 + n, licensee=f"lic-{n % 7}") for n in range(100)] for b in range(40)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ingest.post, batches))
@@ -55,17 +45,11 @@ def test_every_event_of_every_202_from_concurrent_clients_is_on_the_topic(
         e["id"] for batch, r in zip(batches, answers, strict=True) if r.status_code == 202 for e in batch
     }
     assert len(accepted) == 4000
-    on_topic = [orjson.loads(r.value)["id"] for r in read_topic(kafka_bootstrap, topic, expected=4000)]
+    on_topic = [orjson.loads(r.value)["id"] for r in ingest.published(expected=4000)]
     assert set(on_topic) == accepted
     assert len(on_topic) == len(accepted)
 
 
-def test_readyz_says_ready_when_the_broker_answers(
-    kafka_bootstrap: str,
-    new_topic: Callable[..., str],
-    live_ingest: Callable[..., Any],
-    api_call: Callable[..., dict[str, Any]],
-    read_topic: Callable[..., list[Any]],
-) -> None:
-    ingest = live_ingest(kafka_bootstrap, new_topic(partitions=1))
+def test_readyz_says_ready_when_the_broker_answers(ingest_on_new_topic: Callable[[int], Any]) -> None:
+    ingest = ingest_on_new_topic(1)
     assert ingest.client.get(f"{ingest.url}/readyz").status_code == 200

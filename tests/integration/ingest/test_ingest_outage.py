@@ -38,10 +38,7 @@ def _wait_ready(ingest: Any, expected: int, within: float) -> bool:
 
 
 def test_the_service_starts_while_kafka_is_down_and_becomes_ready_when_it_comes_up(
-    private_kafka: Any,
-    live_ingest: Callable[..., Any],
-    api_call: Callable[..., dict[str, Any]],
-    read_topic: Callable[..., list[Any]],
+    private_kafka: Any, live_ingest: Callable[..., Any], api_call: Callable[..., dict[str, Any]]
 ) -> None:
     private_kafka.stop()
     ingest = live_ingest(private_kafka.bootstrap, topics.API_CALLS, produce_timeout_seconds=TIMEOUT)
@@ -58,10 +55,7 @@ def test_the_service_starts_while_kafka_is_down_and_becomes_ready_when_it_comes_
 
 
 def test_a_broker_outage_gives_503_with_retry_after_fast_then_202_again_without_restart(
-    private_kafka: Any,
-    live_ingest: Callable[..., Any],
-    api_call: Callable[..., dict[str, Any]],
-    read_topic: Callable[..., list[Any]],
+    private_kafka: Any, live_ingest: Callable[..., Any], api_call: Callable[..., dict[str, Any]]
 ) -> None:
     ingest = live_ingest(private_kafka.bootstrap, topics.API_CALLS, produce_timeout_seconds=TIMEOUT)
     before = [api_call(100 + n, source="outage") for n in range(50)]
@@ -84,5 +78,5 @@ def test_a_broker_outage_gives_503_with_retry_after_fast_then_202_again_without_
     response, _ = _post_until_accepted(ingest, after, within=60)
     assert response.status_code == 202, response.text
     assert _wait_ready(ingest, 200, within=10)
-    ids = {orjson.loads(r.value)["id"] for r in read_topic(private_kafka.bootstrap, topics.API_CALLS, 100)}
+    ids = {orjson.loads(r.value)["id"] for r in ingest.published(100)}
     assert {e["id"] for e in before + after} <= ids

@@ -67,16 +67,20 @@ def invoice(db: LedgerDb, licensee: str, month: Month = OCTOBER) -> dict[str, An
     return found
 
 
+def invoicer_at(db: LedgerDb, now: datetime) -> Invoicer:
+    """An invoicer of `db` whose clock says `now`, with the ledger's default 72 hours of grace."""
+    return Invoicer(url_connector(db.app_url), FixedClock(now), timedelta(hours=72))
+
+
 def test_the_demo_october_invoices_are_exact_to_the_cent(
     ledger_db: LedgerDb, kafka_bootstrap: str, billable_topics: tuple[str, str]
 ) -> None:
     consumer = load_and_consume(ledger_db, kafka_bootstrap, billable_topics)
     consumer.close()
     assert ledger_db.scalar("SELECT count(*) FROM usage_entries") == len(demo_calls()) == 3590
-    early = Invoicer(url_connector(ledger_db.app_url), FixedClock(AFTER_GRACE - timedelta(seconds=2)),
-                     timedelta(hours=72))  # fmt: skip
+    early = invoicer_at(ledger_db, AFTER_GRACE - timedelta(seconds=2))
     assert early.issue_due() == []
-    invoicer = Invoicer(url_connector(ledger_db.app_url), FixedClock(AFTER_GRACE), timedelta(hours=72))
+    invoicer = invoicer_at(ledger_db, AFTER_GRACE)
     assert sorted(invoicer.issue_due()) == ["INV-oldco-2026-10", "INV-omnisoft-2026-10", "INV-pebble-2026-10"]
 
     expected = expected_october_totals()
@@ -100,7 +104,7 @@ def test_issuing_again_finds_the_first_invoice_and_writes_nothing(
     ledger_db: LedgerDb, kafka_bootstrap: str, billable_topics: tuple[str, str]
 ) -> None:
     load_and_consume(ledger_db, kafka_bootstrap, billable_topics).close()
-    invoicer = Invoicer(url_connector(ledger_db.app_url), FixedClock(AFTER_GRACE), timedelta(hours=72))
+    invoicer = invoicer_at(ledger_db, AFTER_GRACE)
     assert len(invoicer.issue_due()) == 3
     before = ledger_db.snapshot()
     assert invoicer.issue("omnisoft", OCTOBER) == ("INV-omnisoft-2026-10", False)
@@ -112,7 +116,7 @@ def test_the_same_billable_messages_delivered_twice_leave_the_ledger_unchanged(
     ledger_db: LedgerDb, kafka_bootstrap: str, billable_topics: tuple[str, str]
 ) -> None:
     consumer = load_and_consume(ledger_db, kafka_bootstrap, billable_topics)
-    Invoicer(url_connector(ledger_db.app_url), FixedClock(AFTER_GRACE), timedelta(hours=72)).issue_due()
+    invoicer_at(ledger_db, AFTER_GRACE).issue_due()
     before = ledger_db.snapshot()
     produce(kafka_bootstrap, billable_topics[0], demo_billables())  # the processor re-emits everything
     consumer.drain(timeout=120)
@@ -130,7 +134,7 @@ def test_usage_arriving_after_its_month_was_invoiced_is_an_adjustment_on_the_nex
     ledger_db: LedgerDb, kafka_bootstrap: str, billable_topics: tuple[str, str]
 ) -> None:
     consumer = load_and_consume(ledger_db, kafka_bootstrap, billable_topics)
-    Invoicer(url_connector(ledger_db.app_url), FixedClock(AFTER_GRACE), timedelta(hours=72)).issue_due()
+    invoicer_at(ledger_db, AFTER_GRACE).issue_due()
     october = invoice(ledger_db, "omnisoft")
     late = ApiCall("late-1", "gateway-omnisoft", datetime(2026, 10, 31, 23, 59, tzinfo=UTC),
         "omnisoft", "omni-news",
@@ -138,8 +142,7 @@ def test_usage_arriving_after_its_month_was_invoiced_is_an_adjustment_on_the_nex
     produce(kafka_bootstrap, billable_topics[0], [hour_bucket(late)])
     consumer.drain(timeout=60)
     consumer.close()
-    december = FixedClock(datetime(2026, 12, 10, tzinfo=UTC))
-    Invoicer(url_connector(ledger_db.app_url), december, timedelta(hours=72)).issue_due()
+    invoicer_at(ledger_db, datetime(2026, 12, 10, tzinfo=UTC)).issue_due()
     assert invoice(ledger_db, "omnisoft") == october  # never changed
     november = invoice(ledger_db, "omnisoft", Month(2026, 11))
     lines = {line["kind"]: line for line in november["lines"]}

@@ -39,11 +39,15 @@ def test_a_migration_edited_after_it_was_applied_is_refused(ledger_db: LedgerDb,
         apply_migrations(ledger_db.owner_url, role_of(ledger_db.app_url), edited)
 
 
-def _seed(db: LedgerDb) -> None:
+def _refusal(db: LedgerDb, url: str, statement: str) -> str:
+    """Seed one ledger entry, run `statement` connected with `url`, and return why it was refused."""
     with psycopg.connect(db.app_url) as conn:
         conn.execute("""INSERT INTO ledger_entries (licensee_id, kind, amount_minor, currency,
             reference, reason)
                         VALUES ('acme', 'adjustment', 100, 'USD', 'INV-acme-2026-10', 'seed')""")
+    with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+        conn.execute(statement)
+    return str(caught.value)
 
 
 @pytest.mark.parametrize("statement", [
@@ -54,13 +58,7 @@ def _seed(db: LedgerDb) -> None:
     "DELETE FROM invoices",
 ])  # fmt: skip
 def test_the_service_role_cannot_update_or_delete_ledger_rows(ledger_db: LedgerDb, statement: str) -> None:
-    _seed(ledger_db)
-    with (
-        psycopg.connect(ledger_db.app_url) as conn,
-        pytest.raises(psycopg.errors.InsufficientPrivilege) as caught,
-    ):
-        conn.execute(statement)
-    assert "permission denied" in str(caught.value)
+    assert "permission denied" in _refusal(ledger_db, ledger_db.app_url, statement)
     assert ledger_db.scalar("SELECT sum(amount_minor) FROM ledger_entries") == 100
 
 
@@ -68,13 +66,7 @@ def test_the_service_role_cannot_update_or_delete_ledger_rows(ledger_db: LedgerD
     "statement", ["UPDATE ledger_entries SET amount_minor = 0", "DELETE FROM ledger_entries"]
 )
 def test_even_the_owner_hits_the_append_only_trigger(ledger_db: LedgerDb, statement: str) -> None:
-    _seed(ledger_db)
-    with (
-        psycopg.connect(ledger_db.owner_url) as conn,
-        pytest.raises(psycopg.errors.InsufficientPrivilege) as caught,
-    ):
-        conn.execute(statement)
-    assert "append-only" in str(caught.value)
+    assert "append-only" in _refusal(ledger_db, ledger_db.owner_url, statement)
     assert ledger_db.scalar("SELECT count(*) FROM ledger_entries") == 1
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ingest_support import api_call_event
 from starlette.testclient import TestClient
 
 from services.core.clock import FixedClock
@@ -26,25 +27,8 @@ NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 def _api_call(
     n: int = 0, source: str = "gateway-a", licensee: str = "omnisoft", **changes: Any
 ) -> dict[str, Any]:
-    """A valid `io.tollgate.api.call.v1` envelope."""
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": f"call-{n:06d}",
-        "source": source,
-        "type": "io.tollgate.api.call.v1",
-        "time": "2026-10-15T10:00:00Z",
-        "datacontenttype": "application/json",
-        "data": {
-            "licensee_id": licensee,
-            "app_id": "omni-search",
-            "endpoint": "/2/tweets/search/all",
-            "method": "GET",
-            "status": 200,
-            "records": 25,
-            "bytes": 22500,
-            "requester": {"org_id": "acme", "org_type": "commercial"},
-        },
-    }
+    """A valid `io.tollgate.api.call.v1` envelope, with `changes` applied (see `set_path`)."""
+    event = api_call_event(f"call-{n:06d}", source=source, licensee=licensee, records=25, size=22500)
     for path, value in changes.items():
         set_path(event, path, value)
     return event
