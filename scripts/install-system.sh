@@ -23,9 +23,10 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alert
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # test certificates for the TLS broker
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-system: postgresql, prometheus, alertmanager, java and maven already installed"
+  echo "install-system: postgresql, prometheus, alertmanager, java, maven and openssl already installed"
 else
   # Keep the packages' daemons from starting at install time where policy-rc.d is honoured.
   policy=/usr/sbin/policy-rc.d

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from services.core import topics
 from services.core.agreements import Agreement, load_agreements
-from services.core.errors import TollgateError, ValidationFailed
+from services.core.errors import SettingsError, TollgateError, ValidationFailed
 from services.core.events import dumps
+from services.core.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def publish_agreements(
-    bootstrap: str, agreements: Sequence[Agreement], topic: str = topics.AGREEMENTS
+    bootstrap: str,
+    agreements: Sequence[Agreement],
+    topic: str = topics.AGREEMENTS,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Publish each agreement keyed by licensee_id with acks=all, and wait until all are acknowledged."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, max_block_ms=15_000)
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", retries=5, max_block_ms=15_000, **security.kafka_python()
+        )
+    except KafkaError as exc:
+        # A refused TLS handshake or SASL login ends here: the constructor bootstraps.
+        raise AgreementsPublishError(f"cannot connect to Kafka at {bootstrap}: {exc!r}") from exc
     try:
         futures = [
             producer.send(topic, key=a.licensee_id.encode(), value=dumps(a.to_cloudevent()))
@@ -87,9 +97,14 @@ def _load(args: argparse.Namespace) -> int:
     if not args.bootstrap:
         sys.stderr.write("no Kafka: pass --bootstrap or set TOLLGATE_KAFKA_BOOTSTRAP\n")
         return 2
+    try:
+        security = KafkaSecurity.from_env(os.environ)  # the CLI edge reads TOLLGATE_KAFKA_*
+    except SettingsError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every metadata refresh
     try:
-        publish_agreements(args.bootstrap, agreements, args.topic)
+        publish_agreements(args.bootstrap, agreements, args.topic, security)
     except AgreementsPublishError as exc:
         sys.stderr.write(f"{exc}\n")
         return 1

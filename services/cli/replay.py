@@ -16,8 +16,9 @@ import httpx
 import orjson
 
 from services.core import topics
-from services.core.errors import TollgateError, ValidationFailed
+from services.core.errors import SettingsError, TollgateError, ValidationFailed
 from services.core.schemas import API_CALL_TYPE, problems
+from services.core.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +145,24 @@ def replay_kafka(
     topic: str = topics.API_CALLS,
     on_progress: Progress | None = None,
     timeout: float = 60.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> ReplayResult:
     """Produce events straight to Kafka (acks=all, idempotent), keyed by licensee_id; wait for every ack."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap.split(","),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_block_ms=int(timeout * 1000),
-    )
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap.split(","),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_block_ms=int(timeout * 1000),
+            **security.kafka_python(),
+        )
+    except KafkaError as exc:
+        # A refused TLS handshake or SASL login ends here: the constructor bootstraps.
+        raise ReplayError(f"cannot connect to Kafka at {bootstrap}: {exc!r}") from exc
     try:
         futures = []
         for n, event in enumerate(events, start=1):
@@ -209,7 +216,12 @@ def _replay(args: argparse.Namespace) -> int:
     if args.kafka:
         if not args.allow_invalid:
             check_events(events)
-        result = replay_kafka(events, args.kafka, args.topic)
+        try:
+            security = KafkaSecurity.from_env(os.environ)  # the CLI edge reads TOLLGATE_KAFKA_*
+        except SettingsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        result = replay_kafka(events, args.kafka, args.topic, security=security)
     elif args.url and args.token:
         result = replay_http(events, args.url, args.token, args.batch)
     else:

@@ -1,4 +1,5 @@
-"""Transport security settings: Kafka TLS/SASL client options and PostgreSQL TLS checks (pure).
+"""Transport security settings: Kafka TLS/SASL client options and PostgreSQL TLS checks (pure; faust is
+imported only inside `faust_credentials`, which only the processor calls).
 
 Read from `TOLLGATE_*` variables passed in as a mapping (never `os.environ` here):
 - `TOLLGATE_KAFKA_SECURITY_PROTOCOL`: `PLAINTEXT` (default, the local stack), `SSL`, `SASL_PLAINTEXT`,
@@ -15,7 +16,7 @@ Read from `TOLLGATE_*` variables passed in as a mapping (never `os.environ` here
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -129,8 +130,8 @@ class KafkaSecurity:
         """The SASL mechanism in force (SCRAM-SHA-256 unless told otherwise)."""
         return self.mechanism or "SCRAM-SHA-256"
 
-    def kafka_python(self) -> dict[str, Any]:
-        """kafka-python options (KafkaProducer, KafkaConsumer, KafkaAdminClient)."""
+    def _options(self, tls: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Options both client libraries share (same names in kafka-python and aiokafka), plus `tls()`."""
         options: dict[str, Any] = {"security_protocol": self.protocol}
         if self.uses_sasl:
             options.update(
@@ -139,16 +140,19 @@ class KafkaSecurity:
                 sasl_plain_password=self.password,
             )
         if self.uses_ssl:
-            options["ssl_check_hostname"] = True
-            for key, value in (
-                ("ssl_cafile", self.cafile),
-                ("ssl_certfile", self.certfile),
-                ("ssl_keyfile", self.keyfile),
-                ("ssl_password", self.key_password),
-            ):
-                if value:
-                    options[key] = value
+            # Called only with TLS on: building a context reads the CA and key files.
+            options.update(tls())
         return options
+
+    def kafka_python(self) -> dict[str, Any]:
+        """kafka-python options (KafkaProducer, KafkaConsumer, KafkaAdminClient)."""
+        files = (
+            ("ssl_cafile", self.cafile),
+            ("ssl_certfile", self.certfile),
+            ("ssl_keyfile", self.keyfile),
+            ("ssl_password", self.key_password),
+        )
+        return self._options(lambda: {"ssl_check_hostname": True, **{k: v for k, v in files if v}})
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A verifying TLS context (hostname checked) for aiokafka and faust; None without TLS."""
@@ -161,16 +165,31 @@ class KafkaSecurity:
 
     def aiokafka(self) -> dict[str, Any]:
         """aiokafka options (AIOKafkaProducer, AIOKafkaConsumer); the TLS context is built here."""
-        options: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.uses_sasl:
-            options.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.username,
-                sasl_plain_password=self.password,
-            )
-        if self.uses_ssl:
-            options["ssl_context"] = self.ssl_context()
-        return options
+        return self._options(lambda: {"ssl_context": self.ssl_context()})
+
+
+# The local stack's setting: no TLS, no SASL (a safe default argument: the dataclass is frozen).
+PLAINTEXT = KafkaSecurity()
+
+
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """faust's `broker_credentials`: SASLCredentials, SSLCredentials (verifying context), or None."""
+    if not (security.uses_ssl or security.uses_sasl):
+        return None
+    # Imported here, not at the top: services.core stays importable without faust; only the processor
+    # (which has faust) calls this.
+    import faust
+
+    context = security.ssl_context()
+    if security.uses_sasl:
+        # With ssl_context faust speaks SASL_SSL, without it SASL_PLAINTEXT (faust.auth.SASLCredentials).
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password,
+            ssl_context=context,
+            mechanism=security.sasl_mechanism,
+        )
+    return faust.SSLCredentials(context)
 
 
 def kafka_client_options(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -9,13 +9,18 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.core.events import loads
+from services.core.security import PLAINTEXT, KafkaSecurity
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+def read_topic(
+    bootstrap: str, topic: str, timeout: float = 30.0, security: KafkaSecurity = PLAINTEXT
+) -> list[dict[str, Any]]:
     """Every record of `topic` up to its end offsets now, decoded as JSON, in partition order."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **security.kafka_python()
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
@@ -33,10 +38,10 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[s
         consumer.close()
 
 
-def unique_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+def unique_alerts(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> list[dict[str, Any]]:
     """The alerts on `topic`, once each by alert_id (sinks dedupe re-emissions)."""
     seen: dict[str, dict[str, Any]] = {}
-    for event in read_topic(bootstrap, topic):
+    for event in read_topic(bootstrap, topic, security=security):
         seen.setdefault(event["data"]["alert_id"], event["data"])
     order = ("licensee_id", "detected_at", "rule", "subject")
     return sorted(seen.values(), key=lambda a: tuple(str(a.get(k, "")) for k in order))

@@ -119,8 +119,9 @@ class LedgerConsumer:
             for record in records:
                 ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
             if dead:
+                s = self.settings
                 self._dlq = self._dlq or DeadLetterPublisher(
-                    self.settings.kafka_bootstrap, self.settings.dlq_topic
+                    s.kafka_bootstrap, s.dlq_topic, security=s.kafka_security
                 )
                 self._dlq.publish(dead)
             inserted = self._write(rows, dead, ends)
@@ -199,7 +200,7 @@ class LedgerConsumer:
 
     def _new_kafka(self) -> Fetcher:
         s = self.settings
-        fetcher = Fetcher(s.kafka_bootstrap, s.topic, s.partitions, s.batch_max)
+        fetcher = Fetcher(s.kafka_bootstrap, s.topic, s.partitions, s.batch_max, security=s.kafka_security)
         try:
             fetcher.open()
         except BaseException:

@@ -7,6 +7,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from services.core.security import KafkaSecurity
+
 MAX_PAYLOAD = 65536  # the table keeps a prefix of huge payloads; the DLQ topic keeps them whole
 DeadLetter = tuple[Any, str]  # (Kafka record, reason)
 
@@ -23,9 +25,11 @@ def dead_letter_rows(dead: Sequence[DeadLetter]) -> list[tuple[Any, ...]]:
 class DeadLetterPublisher:
     """Publishes dead letters with acks=all and waits for every acknowledgement."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, security: KafkaSecurity) -> None:
         self.topic = topic
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5)
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", retries=5, **security.kafka_python()
+        )
 
     def publish(self, dead: Sequence[DeadLetter]) -> None:
         """Send each record's original key and value; raise KafkaError unless all were acknowledged."""

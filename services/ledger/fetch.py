@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.structs import TopicPartition
 
+from services.core.security import KafkaSecurity
 from services.ledger.errors import LedgerError
 
 T = TypeVar("T")
@@ -25,8 +26,17 @@ KafkaFailure = AioKafkaError
 class Fetcher:
     """One topic's assigned partitions, read from explicit positions; sync facade over aiokafka."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: Sequence[int] | None, batch_max: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        partitions: Sequence[int] | None,
+        batch_max: int,
+        *,
+        security: KafkaSecurity,
+    ) -> None:
         self.topic = topic
+        self._security = security
         self.partitions: list[int] = []
         self._bootstrap = bootstrap
         self._wanted = partitions
@@ -51,9 +61,11 @@ class Fetcher:
             fetch_max_bytes=FETCH_MAX_BYTES,
             max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             client_id="tollgate-ledger",
+            **self._security.aiokafka(),
         )
-        await consumer.start()
         try:
+            # Inside the try: a refused TLS handshake or SASL login fails start(), and stop() still frees it.
+            await consumer.start()
             # aiokafka has no public "fetch this topic's metadata"; this is the call its assign() makes.
             await consumer._client.set_topics([self.topic])
             available = consumer.partitions_for_topic(self.topic) or set()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from services.core import topics
 from services.core.errors import SettingsError
+from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, database_url, integer, number, tokens_file
 
 DEFAULT_APP_ROLE = "tollgate_app"
@@ -47,6 +48,8 @@ class LedgerSettings:
     partitions: tuple[int, ...] | None = None
     backoff_max_seconds: float = 30.0
     pool_size: int = 8
+    # TLS/SASL towards Kafka for the fetcher and the dead-letter producer; its repr never shows a secret.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def app_role(self) -> str:
@@ -83,6 +86,7 @@ class LedgerSettings:
             partitions=_partitions(environ.get("TOLLGATE_LEDGER_PARTITIONS", "")),
             backoff_max_seconds=number(environ, "TOLLGATE_LEDGER_BACKOFF_MAX_SECONDS", 30.0, 0.1),
             pool_size=integer(environ, "TOLLGATE_LEDGER_POOL_SIZE", 8, 1, 100),
+            kafka_security=KafkaSecurity.from_env(environ),
         )
         settings.check()
         return settings

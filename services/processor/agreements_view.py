@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from services.core.agreements import Agreement, agreement_from_cloudevent
 from services.core.errors import ValidationFailed
 from services.core.events import loads
+from services.core.security import PLAINTEXT, KafkaSecurity
 from services.processor.errors import AgreementsNotReady
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,10 @@ log = logging.getLogger(__name__)
 class AgreementsView:
     """licensee_id -> latest valid Agreement, read from the compacted topic."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.security = security
         self.agreements: dict[str, Agreement] = {}
         self.ready = asyncio.Event()
 
@@ -51,6 +53,7 @@ class AgreementsView:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                **self.security.aiokafka(),
             )
             try:
                 await consumer.start()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from services.core import topics
 from services.core.errors import SettingsError
+from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, integer, number
 from services.processor.domain.step import Policy
 
@@ -42,6 +43,8 @@ class ProcessorSettings:
     producer_compression: str | None = "gzip"
     session_timeout_seconds: float = 10.0
     stall_check_seconds: float = 5.0
+    # TLS/SASL towards Kafka: faust (`broker_credentials`) and the agreements view; repr hides secrets.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def heartbeat_interval_seconds(self) -> float:
@@ -84,6 +87,7 @@ class ProcessorSettings:
             # The broker refuses sessions outside group.{min,max}.session.timeout.ms (6 s and 30 min).
             session_timeout_seconds=number(environ, "TOLLGATE_PROCESSOR_SESSION_TIMEOUT_SECONDS", 10.0, 6.0),
             stall_check_seconds=number(environ, "TOLLGATE_PROCESSOR_STALL_CHECK_SECONDS", 5.0, 0.5),
+            kafka_security=KafkaSecurity.from_env(environ),
         )
 
     def policy(self) -> Policy:

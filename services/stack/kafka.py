@@ -9,13 +9,14 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from services.core import topics
 from services.stack.config import INSTALL_HINT, StackConfig
 from services.stack.errors import PartFailed
+from services.stack.kafka_topics import create_topics as create_topics  # re-exported: callers import it
+from services.stack.kafka_topics import topic_specs as topic_specs  # here, as before the split
 from services.stack.process import log_has, spawn, wait_until
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,14 @@ def install_jars(libs: Path, pom: Path, mvn: str = "mvn") -> bool:
     return True
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int, partitions: int) -> str:
-    """Return a single-node KRaft broker+controller configuration on 127.0.0.1."""
+def server_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    partitions: int,
+    overrides: Mapping[str, str] | None = None,
+) -> str:
+    """Return a single-node KRaft broker+controller configuration on 127.0.0.1 (`overrides` win)."""
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -95,6 +102,7 @@ def server_properties(data_dir: Path, port: int, controller_port: int, partition
         # Replays carry old timestamps: time-based retention would delete them at once on a dev stack.
         "log.retention.ms": "-1",
         "log.cleaner.backoff.ms": "1000",
+        **(overrides or {}),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -111,7 +119,8 @@ def _classpath(cfg: StackConfig) -> str:
     return f"{cfg.libs_dir}/*"
 
 
-def _format(cfg: StackConfig, props: Path, log_path: Path) -> None:
+def format_storage(cfg: StackConfig, props: Path, log_path: Path, extra: Sequence[str] = ()) -> None:
+    """Format the log dir of `props` with a fresh cluster id; `extra` goes to StorageTool (`--add-scram`)."""
     argv = [
         cfg.java,
         "-cp",
@@ -123,6 +132,7 @@ def _format(cfg: StackConfig, props: Path, log_path: Path) -> None:
         cluster_id(),
         "-c",
         str(props),
+        *extra,
     ]
     # One retry: a loaded machine has been seen to fail the first JVM run; `--ignore-formatted` keeps a
     # directory the first attempt managed to format.
@@ -144,8 +154,8 @@ def start(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int], 
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     props.write_text(server_properties(data_dir, ports["kafka"], ports["kafka_controller"], cfg.partitions))
-    _format(cfg, props, log_path)
-    pid = spawn(PART, _broker_argv(cfg, props), log_path)
+    format_storage(cfg, props, log_path)
+    pid = spawn(PART, broker_argv(cfg, props), log_path)
     on_spawn(pid)
     wait_until(PART, log_has(log_path, READY_LINE), timeout=cfg.ready_timeout, log_path=log_path, pid=pid)
     bootstrap = f"127.0.0.1:{ports['kafka']}"
@@ -170,14 +180,15 @@ def restart(cfg: StackConfig, ports: Mapping[str, int], on_spawn: Callable[[int]
     if not (work / "data" / "meta.properties").is_file() or not props.is_file():
         raise PartFailed(PART, f"nothing to restart in {work}: start the stack first", log_path)
     since = log_path.stat().st_size if log_path.is_file() else 0
-    pid = spawn(PART, _broker_argv(cfg, props), log_path)
+    pid = spawn(PART, broker_argv(cfg, props), log_path)
     on_spawn(pid)
     ready = log_has(log_path, READY_LINE, since)
     wait_until(PART, ready, timeout=cfg.ready_timeout, log_path=log_path, pid=pid, what="ready again")
     return {"pid": pid}
 
 
-def _broker_argv(cfg: StackConfig, props: Path) -> list[str]:
+def broker_argv(cfg: StackConfig, props: Path) -> list[str]:
+    """The JVM command line of a broker running `props`."""
     return [
         cfg.java,
         f"-Xms{cfg.kafka_heap}",
@@ -189,59 +200,3 @@ def _broker_argv(cfg: StackConfig, props: Path) -> list[str]:
         "kafka.Kafka",
         str(props),
     ]
-
-
-def topic_specs(partitions: int) -> dict[str, dict[str, Any]]:
-    """Return the contract's topics: name -> partitions and configs (the agreements topic is compacted)."""
-    return {
-        name: {
-            "partitions": partitions,
-            "configs": {"cleanup.policy": "compact"} if name in topics.COMPACTED_TOPICS else {},
-        }
-        for name in topics.ALL_TOPICS
-    }
-
-
-def create_topics(
-    bootstrap: str, partitions: int, specs: Mapping[str, Mapping[str, Any]] | None = None
-) -> list[str]:
-    """Create the missing topics and wait until each has a leader; return the names created."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    wanted = dict(specs or topic_specs(partitions))
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="tollgate-stack", request_timeout_ms=30000
-    )
-    try:
-        missing = [name for name in wanted if name not in set(admin.list_topics())]
-        if missing:
-            new = [
-                NewTopic(
-                    name, int(wanted[name]["partitions"]), 1, topic_configs=dict(wanted[name]["configs"])
-                )
-                for name in missing
-            ]
-            admin.create_topics(new, timeout_ms=30000)
-        _wait_for_leaders(admin, list(wanted))
-    finally:
-        admin.close()
-    log.info("kafka topics ready at %s (created %s)", bootstrap, ", ".join(missing) or "none")
-    return missing
-
-
-def _wait_for_leaders(admin: Any, names: list[str], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        described = admin.describe_topics(names)
-        ready = {
-            t.get("name") or t.get("topic")
-            for t in described
-            if t.get("error_code", 0) == 0
-            and t["partitions"]
-            and all(p.get("leader", p.get("leader_id", -1)) >= 0 for p in t["partitions"])
-        }
-        if set(names) <= ready:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topics without leaders: {sorted(set(names) - ready)}")
-        time.sleep(0.2)

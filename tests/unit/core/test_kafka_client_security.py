@@ -1,0 +1,235 @@
+"""Every Kafka client takes the same KafkaSecurity: option builders, faust credentials, settings, wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import faust
+import kafka
+import pytest
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+from services import cli
+from services.cli.agreements import publish_agreements
+from services.cli.replay import replay_kafka
+from services.core.errors import SettingsError
+from services.core.security import PLAINTEXT, KafkaSecurity, faust_credentials
+from services.demo.observe import read_topic
+from services.ingest.settings import IngestSettings
+from services.ledger import dead_letters, fetch
+from services.ledger.settings import LedgerSettings
+from services.processor import agreements_view
+from services.processor.settings import ProcessorSettings
+from services.stack.config import REPO_ROOT
+
+PASSWORD = "k7-long-random-pw"  # noqa: S105 - a test value, never a real secret
+SCRAM = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "metering", PASSWORD)
+PLAIN_SASL = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "metering", PASSWORD)
+TLS_ONLY = KafkaSecurity("SSL")
+SASL_ENV = {
+    "TOLLGATE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "TOLLGATE_KAFKA_SASL_USERNAME": "metering",
+    "TOLLGATE_KAFKA_SASL_PASSWORD": PASSWORD,
+}
+DEFAULT_MECHANISM = KafkaSecurity("SASL_SSL", None, "metering", PASSWORD)
+SECURITIES = [PLAINTEXT, TLS_ONLY, SCRAM, PLAIN_SASL, DEFAULT_MECHANISM]
+
+
+def _without_tls(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if not k.startswith("ssl_")}
+
+
+@pytest.mark.parametrize("security", SECURITIES, ids=repr)
+def test_kafka_python_and_aiokafka_get_the_same_protocol_and_sasl_options(security: KafkaSecurity) -> None:
+    assert _without_tls(security.kafka_python()) == _without_tls(security.aiokafka())
+
+
+@pytest.mark.parametrize(("security", "tls_keys"), [
+    (PLAINTEXT, set()),
+    (PLAIN_SASL, set()),
+    (TLS_ONLY, {"ssl_context"}),
+    (SCRAM, {"ssl_context"}),
+])  # fmt: skip
+def test_aiokafka_gets_a_tls_context_only_when_the_protocol_is_tls(
+    security: KafkaSecurity, tls_keys: set[str]
+) -> None:
+    options = security.aiokafka()
+    assert set(options) - set(_without_tls(options)) == tls_keys
+    if tls_keys:
+        context = options["ssl_context"]
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+@pytest.mark.parametrize(("security", "kind", "protocol", "mechanism"), [
+    (PLAINTEXT, None, None, None),
+    (TLS_ONLY, faust.SSLCredentials, "SSL", None),
+    (SCRAM, faust.SASLCredentials, "SASL_SSL", "SCRAM-SHA-512"),
+    (PLAIN_SASL, faust.SASLCredentials, "SASL_PLAINTEXT", "PLAIN"),
+    (DEFAULT_MECHANISM, faust.SASLCredentials, "SASL_SSL", "SCRAM-SHA-256"),
+])  # fmt: skip
+def test_faust_credentials_follow_the_protocol_and_mechanism(
+    security: KafkaSecurity, kind: type | None, protocol: str | None, mechanism: str | None
+) -> None:
+    credentials = faust_credentials(security)
+    if kind is None:
+        assert credentials is None
+        return
+    assert isinstance(credentials, kind)
+    assert credentials.protocol.value == protocol
+    if mechanism is not None:
+        assert credentials.mechanism.value == mechanism
+        assert (credentials.username, credentials.password) == ("metering", PASSWORD)
+        assert PASSWORD not in repr(credentials)
+
+
+@pytest.mark.parametrize("security", SECURITIES, ids=repr)
+def test_faust_turns_the_credentials_into_the_same_aiokafka_options_as_the_other_clients(
+    security: KafkaSecurity,
+) -> None:
+    ours, faust_options = security.aiokafka(), dict(credentials_to_aiokafka_auth(faust_credentials(security)))
+    assert _without_tls(faust_options) == _without_tls(ours)
+    if security.uses_ssl:
+        context = faust_options["ssl_context"]
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    else:
+        assert faust_options.get("ssl_context") is None
+
+
+def _ingest(environ: dict[str, str]) -> Any:
+    return IngestSettings.from_env(environ)
+
+
+def _ledger(environ: dict[str, str]) -> Any:
+    url = "postgresql://svc:s3cret-xyz@db:5432/tollgate"
+    return LedgerSettings.from_env({"TOLLGATE_DATABASE_URL": url, **environ})
+
+
+def _processor(environ: dict[str, str]) -> Any:
+    return ProcessorSettings.from_env(environ)
+
+
+SERVICES = [_ingest, _ledger, _processor]
+
+
+@pytest.fixture
+def base_env(tmp_path: Path) -> dict[str, str]:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"tokens": []}')
+    return {"TOLLGATE_KAFKA_BOOTSTRAP": "kafka:9093", "TOLLGATE_TOKENS_FILE": str(tokens)}
+
+
+@pytest.mark.parametrize("settings_of", SERVICES)
+def test_every_service_reads_the_kafka_security_into_its_settings_without_showing_the_password(
+    settings_of: Callable[[dict[str, str]], Any], base_env: dict[str, str]
+) -> None:
+    settings = settings_of({**base_env, **SASL_ENV})
+    assert settings.kafka_security == KafkaSecurity.from_env(SASL_ENV)
+    assert PASSWORD not in repr(settings)
+    assert settings_of(base_env).kafka_security == PLAINTEXT
+
+
+@pytest.mark.parametrize("settings_of", SERVICES)
+@pytest.mark.parametrize(("environ", "named"), [
+    ({**SASL_ENV, "TOLLGATE_KAFKA_SASL_PASSWORD": "changeme"}, "TOLLGATE_KAFKA_SASL_PASSWORD"),
+    ({"TOLLGATE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "TOLLGATE_KAFKA_SASL_USERNAME"),
+    ({"TOLLGATE_REQUIRE_TLS": "true"}, "TOLLGATE_REQUIRE_TLS"),
+    ({"TOLLGATE_KAFKA_SSL_CAFILE": "/ca.pem"}, "TOLLGATE_KAFKA_SSL_"),
+])  # fmt: skip
+def test_every_service_refuses_to_start_with_an_unsafe_kafka_setting(
+    settings_of: Callable[[dict[str, str]], Any],
+    base_env: dict[str, str],
+    environ: dict[str, str],
+    named: str,
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        settings_of({**base_env, **environ})
+
+
+class _Built(Exception):
+    """Raised by a fake client once it has recorded its options, so nothing connects."""
+
+
+class _FakeClient:
+    seen: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _FakeClient.seen = kwargs
+
+    async def start(self) -> None:
+        raise _Built
+
+    async def stop(self) -> None:
+        return None
+
+
+class _RefusingClient:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _FakeClient.seen = kwargs
+        raise _Built
+
+
+def _fetcher(security: KafkaSecurity) -> None:
+    fetcher = fetch.Fetcher("kafka:9093", "t", None, 10, security=security)
+    try:
+        fetcher.open()
+    finally:
+        fetcher.close()
+
+
+def _dead_letters(security: KafkaSecurity) -> None:
+    dead_letters.DeadLetterPublisher("kafka:9093", "t", security=security)
+    raise _Built
+
+
+def _agreements_view(security: KafkaSecurity) -> None:
+    asyncio.run(agreements_view.AgreementsView("kafka:9093", "t", security).run())
+
+
+CLIENTS = [
+    ("ledger fetcher", (fetch, "AIOKafkaConsumer"), _fetcher, "aiokafka"),
+    ("ledger dead letters", (dead_letters, "KafkaProducer"), _dead_letters, "kafka_python"),
+    ("processor agreements view", (agreements_view, "AIOKafkaConsumer"), _agreements_view, "aiokafka"),
+    ("cli agreements load", (kafka, "KafkaProducer"),
+     lambda s: publish_agreements("kafka:9093", [], security=s), "kafka_python"),
+    ("cli replay --kafka", (kafka, "KafkaProducer"), lambda s: replay_kafka([], "kafka:9093", security=s),
+     "kafka_python"),
+    ("demo read_topic", (kafka, "KafkaConsumer"), lambda s: read_topic("kafka:9093", "t", security=s),
+     "kafka_python"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("client", "target", "build", "library"), CLIENTS, ids=[c[0] for c in CLIENTS])
+def test_each_kafka_client_is_built_with_the_security_options(
+    client: str, target: tuple[Any, str], build: Callable[[KafkaSecurity], None], library: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    fake = _FakeClient if library == "aiokafka" else _RefusingClient
+    monkeypatch.setattr(*target, fake)
+    with pytest.raises(_Built):
+        build(SCRAM)
+    expected = getattr(SCRAM, library)()
+    assert _without_tls(_FakeClient.seen).items() >= _without_tls(expected).items(), client
+    assert (_FakeClient.seen.get("ssl_context") is not None) == (library == "aiokafka"), client
+
+
+@pytest.mark.parametrize("argv", [
+    ["agreements", "load", "demo/agreements.yaml"],
+    ["replay", "FILE", "--kafka", "kafka:9093"],
+])  # fmt: skip
+def test_the_cli_refuses_an_unsafe_kafka_setting_before_connecting(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("TOLLGATE_KAFKA_BOOTSTRAP", "kafka:9093")
+    monkeypatch.setenv("TOLLGATE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("TOLLGATE_KAFKA_SASL_USERNAME", "metering")
+    monkeypatch.setenv("TOLLGATE_KAFKA_SASL_PASSWORD", "changeme")
+    monkeypatch.setattr(kafka, "KafkaProducer", _RefusingClient)  # must not even be built
+    assert cli.main([str(events) if a == "FILE" else a for a in argv]) == 2
+    assert "TOLLGATE_KAFKA_SASL_PASSWORD" in capsys.readouterr().err
