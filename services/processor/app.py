@@ -13,12 +13,15 @@ from typing import Any, cast
 import faust
 
 from services.core.clock import Clock, SystemClock
+from services.core.security import faust_credentials
 from services.processor.agreements_view import AgreementsView
 from services.processor.batch import Plan, Planner, StateCache, Topics
 from services.processor.domain.step import COUNTED
 from services.processor.durability import DurableTable, guard_commits
 from services.processor.health import Health
 from services.processor.metrics import LagTracker, ProcessorMetrics
+from services.processor.offsets import InputGate, KafkaHoleProbe
+from services.processor.offsets import install as install_gate
 from services.processor.settings import ProcessorSettings
 from services.processor.stall import PartitionView, StallDetector
 
@@ -36,6 +39,7 @@ def bootstrap(
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings.kafka_security),
         store="memory://",
         datadir=str(settings.data_dir),
         web_enabled=False,
@@ -61,7 +65,7 @@ def bootstrap(
         app,
         metrics or ProcessorMetrics(settings.metrics_max_licensees),
         clock or SystemClock(),
-        AgreementsView(settings.kafka_bootstrap, settings.agreements_topic),
+        AgreementsView(settings.kafka_bootstrap, settings.agreements_topic, settings.kafka_security),
         health or Health(),
     )
     pipeline.declare()
@@ -80,8 +84,6 @@ class Pipeline:
     health: Health
     lag: LagTracker = field(default_factory=LagTracker)
     stalls: StallDetector = field(default_factory=StallDetector)
-    handled: dict[int, int] = field(default_factory=dict)
-    gap_checked: set[int] = field(default_factory=set)
 
     def declare(self) -> None:
         """Declare topics, the per-licensee table, the agreements task and the agent."""
@@ -93,6 +95,9 @@ class Pipeline:
             DurableTable, app.Table(TABLE_NAME, partitions=s.partitions, key_type=str, value_type=bytes)
         )
         self.cache = StateCache(self.table)
+        probe = KafkaHoleProbe(s.kafka_bootstrap, s.kafka_security.aiokafka())
+        self.gate = InputGate(app, s.input_topic, probe)
+        install_gate(app, self.gate)
         self.planner = Planner(
             self.cache, self.agreements.get, s.policy(), Topics(s.alerts_topic, s.billable_topic, s.dlq_topic)
         )
@@ -133,7 +138,7 @@ class Pipeline:
 
     async def handle(self, events: list[Any]) -> None:
         """Apply one batch, write each touched licensee's state once, send the outputs."""
-        events = await self._skip_gaps(events)
+        events, admission = await self.gate.admit(events)
         if not events:
             return
         try:
@@ -144,48 +149,13 @@ class Pipeline:
             for out in plan.sends:
                 self.table.track(await send(out.topic, out.key, out.value, None, None, None))
         except BaseException as exc:
-            # take_events acks the batch even when it stops half-way: make sure no commit follows.
+            # Nothing of a batch stopped half-way may be committed: the commit guard refuses from now on.
             self.table.poison(exc)
             raise
+        # Every write and send of the batch is tracked: the commit guard waits for them before a commit.
+        self.gate.advance(admission)
         self._observe(events, plan)
         await self._backpressure()
-
-    async def _skip_gaps(self, events: list[Any]) -> list[Any]:
-        """Drop a partition's events when its first batch since assignment starts past its committed offset.
-
-        faust sometimes never delivers the records between the committed offset and the first batch
-        after a takeover (README, 7.). Handling later records first would move the licensee's
-        `last_offset` past the skipped ones, which would then read as replays and never count. So the
-        partition is sought back to its committed offset before anything of it is handled; the dropped
-        events come again, in order. Once per partition and assignment, so a transaction marker at the
-        committed offset cannot loop.
-        """
-        first: dict[int, Any] = {}
-        for event in events:
-            first.setdefault(event.message.partition, event.message)
-        fresh = [p for p in first if p not in self.handled and p not in self.gap_checked]
-        gaps: set[int] = set()
-        consumer = cast(Any, self.app.consumer)
-        for partition in fresh:
-            self.gap_checked.add(partition)
-            message = first[partition]
-            committed = await self._broker_committed(consumer, message.tp)
-            if committed is not None and message.offset > committed:
-                gaps.add(partition)
-                log.warning(
-                    "input partition %d: first record after assignment is %d but %d is committed;"
-                    " reading it again from the committed offset",
-                    partition, message.offset, committed,
-                )
-                await self._reseek(consumer, message.tp)
-        return [e for e in events if e.message.partition not in gaps]
-
-    async def _broker_committed(self, consumer: Any, tp: Any) -> int | None:
-        thread = consumer._thread
-        committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
-        if committed is None:
-            committed = (await consumer.earliest_offsets(tp))[tp]
-        return int(committed) if committed is not None else None
 
     async def _backpressure(self) -> None:
         # The next batch waits while too many records are unacknowledged, so memory stays bounded.
@@ -210,7 +180,6 @@ class Pipeline:
         for event in events:
             message = event.message
             self.lag.processed(message.partition, message.offset, message.timestamp)
-            self.handled[message.partition] = message.offset
 
     def show_all(self) -> None:
         """Set every licensee's gauges from the table (after a restart they would be missing)."""
@@ -221,50 +190,33 @@ class Pipeline:
         # Sent once the table is recovered for the new assignment. Before the agent is ready the
         # agreements may be unknown; the agent shows the table itself when it starts.
         self.stalls.reset()
-        # A new assignment: each input partition's first batch is checked for skipped records again.
-        self.handled.clear()
-        self.gap_checked.clear()
+        # A new assignment: each input partition starts again at the group's committed offset.
+        self.gate.reset()
         if self.health.ready.is_set():
             self.show_all()
 
     async def check_stalls(self) -> None:
-        """Seek an input partition whose commits stopped back to its committed offset (see stall.py)."""
+        """Seek an input partition back whose position stopped short of its end (see stall.py)."""
         app, table = self.app, self.table
         if not self.health.ready.is_set() or app.rebalancing or table.unacked or table.failure():
             return  # not started, moving partitions, waiting for acks, or must restart anyway
-        consumer = cast(Any, app.consumer)  # faust internals: the in-memory committed offsets
+        consumer = cast(Any, app.consumer)
         tps = {tp.partition: tp for tp in consumer.assignment() if tp.topic == self.settings.input_topic}
         unknown = [tp for tp in tps.values() if consumer.highwater(tp) is None]
         ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
+        sequencer = self.gate.sequencer
         views = [
             PartitionView(
                 partition,
-                consumer._committed_offset.get(tp),
+                # Before its first record the position is unknown: faust's view of the committed offset.
+                _first(sequencer.position(partition), consumer._committed_offset.get(tp)),
                 consumer.highwater(tp) if tp not in ends else ends[tp],
-                self.handled.get(partition),
+                sequencer.position(partition),
             )
             for partition, tp in sorted(tps.items())
         ]
         for partition in self.stalls.observe(views):
-            await self._reseek(consumer, tps[partition])
-
-    async def _reseek(self, consumer: Any, tp: Any) -> None:
-        thread = consumer._thread
-        committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
-        if committed is None:
-            committed = (await consumer.earliest_offsets(tp))[tp]
-        log.warning(
-            "input partition %d stalled: committed %s (on the broker %s), end %s, last handled %s;"
-            " reading it again from %s (already counted calls are replays)",
-            tp.partition,
-            consumer._committed_offset.get(tp),
-            committed,
-            consumer.highwater(tp),
-            self.handled.get(tp.partition),
-            committed,
-        )
-        consumer._committed_offset[tp] = committed or None
-        await consumer.seek_wait({tp: committed})
+            await self.gate.unstick(tps[partition])
 
     def _pending(self, next_offsets: dict[int, int]) -> bool:
         consumer = self.app.consumer
@@ -274,3 +226,7 @@ class Pipeline:
             if (consumer.highwater(tp) or 0) > next_offsets[tp.partition]:
                 return True
         return False
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)

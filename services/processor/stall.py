@@ -1,19 +1,10 @@
-"""Un-sticks an input partition whose offsets faust stopped committing.
+"""Un-sticks an input partition whose records stopped coming before its end.
 
-faust-streaming 0.15.3 commits offset X of a partition only when every offset from its (in-memory)
-committed offset up to X was acked by a stream (`Consumer._new_offset`). After a worker took over
-partitions, some records sometimes never reach the agent (committed offset 1311, first batch at 2171;
-root cause open, see README), or the acked offsets start above the committed one (810 vs 872). Either
-way `_new_offset` returns None for ever: nothing of that partition is committed again, the commit
-guard has nothing pending, and the worker goes silent.
-
-`StallDetector` spots it: an assigned input partition whose in-memory committed offset is behind its
-end offset while neither the committed offset nor the last offset the agent handled moved for
-`checks` consecutive checks. The agent then seeks that partition back to the group's committed offset
-on the broker: the records are read again and go through the agent like after a restart (already
-counted ones are replays: outputs re-emitted with the same ids, nothing counted twice). faust acks them
-only after the agent handled them, and the commit guard still waits for their state and outputs, so a
-committed offset still implies its state and outputs are acknowledged.
+The agent handles each input partition's records strictly in offset order (`sequence.py`). When faust
+skipped records and then delivers nothing more of that partition (the skipped ones were its last), no
+later record shows the gap, so nothing would seek back. `StallDetector` spots it: an assigned input
+partition whose position is behind its end offset without moving for `checks` consecutive checks. The
+agent then seeks the partition back to its position; the records come again and are handled in order.
 """
 
 from __future__ import annotations
@@ -26,9 +17,9 @@ class PartitionView:
     """What one check sees of an input partition."""
 
     partition: int
-    committed: int | None  # faust's in-memory committed offset (the next offset to read)
+    committed: int | None  # the next offset to handle (the agent's position, else the committed one)
     end: int  # the partition's end offset (highwater)
-    handled: int | None  # the last offset the agent handled
+    handled: int | None  # the agent's position, None before the partition's first record
 
 
 @dataclass(slots=True)

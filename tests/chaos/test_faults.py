@@ -21,16 +21,6 @@ from support import (
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.slow]
 
 
-TAKEOVER_BUG = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "KNOWN BUG, not yet fixed: after a worker takes over partitions, faust-streaming 0.15.3 som"
-        "etimes never delivers the records between the committed offset and its first batch (README"
-        ", known issues); the gap check and stall watchdog recover most runs, not all"
-    ),
-)
-
-
 def assert_exact(run: FaultRun) -> None:
     """Every event got its 202 in the end, and each counts exactly once everywhere."""
     expected = run.scenario.expected
@@ -80,7 +70,6 @@ def test_killing_ingest_during_a_load_loses_nothing_and_doubles_nothing() -> Non
     assert all(n == 1 for n in run.seen.events.values())
 
 
-@TAKEOVER_BUG
 def test_killing_the_processor_mid_stream_loses_nothing_and_doubles_nothing() -> None:
     """kill -9 of the processor mid-stream, then a restart: it resumes from its committed offsets."""
     run = run_fault("kill -9 processor mid-stream", "processor", _kill_and_restart("processor", "decided"))

@@ -138,6 +138,18 @@ def produce(
     return count
 
 
+def produce_in_transactions(broker: str, topic: str, calls: list[ApiCall], per_transaction: int) -> None:
+    """Produce calls in committed transactions: each commit marker takes an offset, leaving holes."""
+    producer = KafkaProducer(bootstrap_servers=broker, transactional_id=f"tx-{uuid.uuid4().hex[:8]}")
+    producer.init_transactions()
+    for start in range(0, len(calls), per_transaction):
+        producer.begin_transaction()
+        for call in calls[start : start + per_transaction]:
+            producer.send(topic, key=call.licensee_id.encode(), value=dumps(call.to_cloudevent()))
+        producer.commit_transaction()
+    producer.close()
+
+
 def read_all(broker: str, topic: str, idle_seconds: float = 2.0) -> list[dict[str, Any]]:
     """Every record of `topic` from the beginning, as JSON."""
     consumer = KafkaConsumer(
@@ -269,6 +281,15 @@ class Workers:
             timeout,
             "the input topic to be fully committed",
         )
+
+    def run_solo(self) -> Worker:
+        """Start one worker, wait until it committed the whole input topic, and stop it."""
+        worker = self.start("solo")
+        try:
+            self.wait_drained()
+        finally:
+            self.stop_all()
+        return worker
 
     def stop_all(self) -> None:
         """Stop every worker still running."""

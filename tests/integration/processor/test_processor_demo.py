@@ -29,12 +29,7 @@ def test_the_demo_scenario_raises_exactly_the_documented_alerts_and_bills_every_
 ) -> None:
     publish_demo_agreements(broker, topics)
     produce(broker, topics.input, demo_calls(), BAD_MESSAGES)
-    workers = Workers(broker, topics, tmp_path)
-    workers.start("solo")
-    try:
-        workers.wait_drained()
-    finally:
-        workers.stop_all()
+    Workers(broker, topics, tmp_path).run_solo()
     alerts, billable = read_all(broker, topics.alerts), read_all(broker, topics.billable)
     seen = {
         (a["data"]["licensee_id"], a["data"]["rule"], a["data"]["severity"], a["data"]["subject"])

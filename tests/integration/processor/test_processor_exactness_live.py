@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from processor_support import (
     Topics,
     Workers,
     expected_demo_alert_ids,
     produce,
+    produce_in_transactions,
     publish_demo_agreements,
     read_all,
     summary,
@@ -19,16 +19,6 @@ from processor_support import (
 from services.demo.scenario import demo_calls
 
 EXPECTED_RECORDS = {"omnisoft": 81_000, "pebble": 3_000, "oldco": 250}
-
-
-TAKEOVER_BUG = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "KNOWN BUG, not yet fixed: after a worker takes over partitions, faust-streaming 0.15.3 som"
-        "etimes never delivers the records between the committed offset and its first batch (README"
-        ", known issues); the gap check and stall watchdog recover most runs, not all"
-    ),
-)
 
 
 def _result(broker: str, topics: Topics) -> dict[str, object]:
@@ -69,7 +59,6 @@ def test_sending_the_same_events_twice_changes_no_count_and_raises_no_new_alert(
     _assert_undisturbed(first)
 
 
-@TAKEOVER_BUG
 def test_a_worker_killed_mid_stream_and_restarted_gives_the_undisturbed_result(
     broker: str, topics: Topics, tmp_path: Path
 ) -> None:
@@ -92,7 +81,6 @@ def test_a_worker_killed_mid_stream_and_restarted_gives_the_undisturbed_result(
     _assert_undisturbed(_result(broker, topics))
 
 
-@TAKEOVER_BUG
 def test_when_one_of_two_workers_stops_the_other_takes_its_partitions_with_counts_intact(
     broker: str, topics: Topics, tmp_path: Path
 ) -> None:
@@ -114,4 +102,13 @@ def test_when_one_of_two_workers_stops_the_other_takes_its_partitions_with_count
         assert other.metric("tollgate_usage_calls_total", licensee="omnisoft") > 0
     finally:
         workers.stop_all()
+    _assert_undisturbed(_result(broker, topics))
+
+
+def test_calls_written_in_transactions_count_exactly_despite_the_offsets_their_markers_take(
+    broker: str, topics: Topics, tmp_path: Path
+) -> None:
+    publish_demo_agreements(broker, topics)
+    produce_in_transactions(broker, topics.input, demo_calls(), per_transaction=97)
+    Workers(broker, topics, tmp_path).run_solo()
     _assert_undisturbed(_result(broker, topics))
