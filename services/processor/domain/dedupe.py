@@ -20,12 +20,18 @@ def remember(
     seen[key_digest] = [partition, offset, event_time]
 
 
-def forget_older_than(seen: dict[str, list[float]], oldest: float, cap: int) -> int:
+def forget_older_than(
+    seen: dict[str, list[float]], oldest: float, cap: int, keep_from: dict[int, int] | None = None
+) -> int:
     """Drop keys older than `oldest`, then the oldest past `cap`; return how many the cap evicted.
 
-    Past the cap a duplicate of an evicted event would be counted again, so the caller reports evictions.
+    A key counted at or after `keep_from[partition]` is kept past the horizon: a call re-read after a
+    crash (a replay, always close behind its partition's last handled offset) must still find its key to
+    re-emit its billable record. Past the cap a duplicate of an evicted event would be counted again, so
+    the caller reports evictions.
     """
-    stale = [k for k, entry in seen.items() if entry[2] < oldest]
+    keep = keep_from or {}
+    stale = [k for k, e in seen.items() if e[2] < oldest and e[1] < keep.get(int(e[0]), float("inf"))]
     for key in stale:
         del seen[key]
     excess = len(seen) - cap

@@ -31,6 +31,8 @@ class Policy:
     lateness: timedelta = timedelta(days=7)
     dedupe_horizon: timedelta = timedelta(days=7)
     dedupe_cap: int = 10_000
+    # Keys this close behind their partition's last handled offset outlive the horizon (see dedupe.py).
+    replay_window: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,8 @@ def apply(
 
 def _replay(state: LicenseeState, call: ApiCall, key: str, at: Position) -> Outcome:
     if key not in state.seen:
-        # Not remembered: it was late the first time (or evicted by the cap), so it goes where it went.
+        # Not remembered: it was late the first time (or evicted by the cap, or re-read from further back
+        # than the replay window), so it goes where it went.
         return Outcome(REPLAYED, reason="late: replayed event that was not counted")
     alerts = [
         f.envelope for f in state.fired.values() if (f.partition, f.offset) == (at.partition, at.offset)
@@ -148,4 +151,5 @@ def prune(state: LicenseeState, policy: Policy) -> None:
     for alert_id in [a for a, f in state.fired.items() if f.window_end <= oldest]:
         del state.fired[alert_id]
     horizon = state.high_watermark - policy.dedupe_horizon.total_seconds()
-    state.evicted += dedupe.forget_older_than(state.seen, horizon, policy.dedupe_cap)
+    keep_from = {p: last - policy.replay_window for p, last in state.last_offset.items()}
+    state.evicted += dedupe.forget_older_than(state.seen, horizon, policy.dedupe_cap, keep_from)

@@ -104,7 +104,8 @@ def test_a_replayed_late_event_goes_to_the_dead_letters_again() -> None:
 
 
 def test_state_forgets_windows_and_keys_no_late_event_can_reach() -> None:
-    feed = Feed(agreement=agreements()["pebble"], policy=Policy(timedelta(days=7), timedelta(days=7)))
+    policy = Policy(timedelta(days=7), timedelta(days=7), replay_window=0)
+    feed = Feed(agreement=agreements()["pebble"], policy=policy)
     feed.many([call(i, OCT + timedelta(days=i, minutes=i)) for i in range(40)])
     state = feed.state
     assert state.high_watermark is not None
@@ -114,6 +115,28 @@ def test_state_forgets_windows_and_keys_no_late_event_can_reach() -> None:
     assert all(entry[2] >= oldest for entry in state.seen.values())
     assert len(state.seen) == 7  # days 33..39: day 32 fell 7 minutes outside the horizon
     assert all(f.window_end > oldest for f in state.fired.values())
+
+
+@pytest.mark.parametrize(
+    ("replay_window", "re_emitted"),
+    [(100_000, True), (5, False)],
+    ids=["within the replay window: re-emitted", "further back: treated as late"],
+)
+def test_a_replay_past_the_dedupe_horizon_re_emits_its_usage_only_within_the_replay_window(
+    replay_window: int, re_emitted: bool
+) -> None:
+    policy = Policy(timedelta(days=7), timedelta(days=7), replay_window=replay_window)
+    feed = Feed(agreement=agreements()["pebble"], policy=policy)
+    first = feed.send(call(0, OCT))
+    feed.many([call(i, OCT + timedelta(days=i)) for i in range(1, 12)])
+    replay = feed.send(call(0, OCT), offset=0)
+    assert replay.kind == REPLAYED
+    assert (replay.usage is not None) == re_emitted
+    if re_emitted:
+        assert replay.usage is not None and first.usage is not None
+        assert replay.usage.usage_id == first.usage.usage_id
+    else:
+        assert replay.reason.startswith("late")
 
 
 def test_the_dedupe_memory_keeps_at_most_the_cap_and_drops_the_oldest_first() -> None:
