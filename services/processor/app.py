@@ -20,8 +20,9 @@ from services.processor.domain.step import COUNTED
 from services.processor.durability import DurableTable, guard_commits
 from services.processor.health import Health
 from services.processor.metrics import LagTracker, ProcessorMetrics
-from services.processor.offsets import InputGate, KafkaHoleProbe
+from services.processor.offsets import InputGate
 from services.processor.offsets import install as install_gate
+from services.processor.probe import KafkaHoleProbe
 from services.processor.settings import ProcessorSettings
 from services.processor.stall import PartitionView, StallDetector
 

@@ -12,75 +12,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
+from services.processor.probe import ISOLATION_LEVEL, HoleProbe
 from services.processor.sequence import Admission, Gap, Sequencer
 
 log = logging.getLogger(__name__)
 RESEEK_EVERY_SECONDS = 2.0
-
-
-class HoleProbe(Protocol):
-    """Tells where the broker's next record at or after an offset is."""
-
-    async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
-        """The first record's offset at or after `offset`; the end offset if there is none before it;
-        None if the broker did not tell in time."""
-        ...
-
-
-@dataclass(slots=True)
-class KafkaHoleProbe:
-    """A group-less aiokafka consumer that reads from a given offset until a record or the end."""
-
-    bootstrap: str
-    options: dict[str, Any] = field(default_factory=dict)
-    timeout_ms: int = 3000
-
-    async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
-        """See `HoleProbe`; a broker error reads as None."""
-        tp = TopicPartition(topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, **self.options
-        )
-        try:
-            await consumer.start()
-            consumer.assign([tp])
-            consumer.seek(tp, offset)
-            end = (await consumer.end_offsets([tp]))[tp]
-            deadline = time.monotonic() + self.timeout_ms / 1000
-            while offset < end and time.monotonic() < deadline:
-                records = (await consumer.getmany(tp, timeout_ms=200, max_records=1)).get(tp, [])
-                if records:
-                    return int(records[0].offset)
-                # A fetch of transaction markers only returns nothing but moves the position past them.
-                offset = int(await consumer.position(tp))
-            return int(end) if offset >= end else None
-        except KafkaError as exc:
-            log.warning("probing %s[%d]@%d failed: %s", topic, partition, offset, exc)
-            return None
-        finally:
-            await consumer.stop()
-
-
-@dataclass(slots=True)
-class InMemoryHoleProbe:
-    """The probe's in-memory side: answers from a list of offsets per partition."""
-
-    offsets: dict[int, list[int]] = field(default_factory=dict)
-
-    ends: dict[int, int] = field(default_factory=dict)
-
-    async def first_offset(self, topic: str, partition: int, offset: int) -> int | None:
-        """The first listed offset at or after `offset`, else the partition's end if one is given."""
-        following = (o for o in sorted(self.offsets.get(partition, [])) if o >= offset)
-        return next(following, self.ends.get(partition))
 
 
 @dataclass
@@ -106,10 +48,7 @@ class InputGate:
                 self.sequencer.start(message.partition, await self.committed(message.tp))
         pairs = [(e.message.partition, e.message.offset) for e in events]
         admission = self.sequencer.admit(pairs)
-        # Each confirmed hole may uncover the next one (a marker after every transaction).
-        for _ in range(len(pairs)):
-            if not admission.gaps or not await self._probe(admission.gaps.values()):
-                break
+        if admission.gaps and await self._probe(admission.gaps.values(), pairs):
             admission = self.sequencer.admit(pairs)
         for gap in admission.gaps.values():
             await self._gap(gap, events)
@@ -124,18 +63,22 @@ class InputGate:
         self.sequencer.reset()
         self._reseeked.clear()
 
-    async def _probe(self, gaps: Any) -> bool:
+    async def _probe(self, gaps: Iterable[Gap], pairs: list[tuple[int, int]]) -> bool:
+        """Learn the holes up to each gapped partition's last record in the batch; True if one was a gap."""
         confirmed = False
         for gap in gaps:
-            first = await self.probe.first_offset(self.topic, gap.partition, gap.expected)
-            if first == gap.seen:
+            stop = 1 + max(offset for partition, offset in pairs if partition == gap.partition)
+            offsets = await self.probe.records_between(self.topic, gap.partition, gap.expected, stop)
+            if offsets is None:
+                continue
+            self.sequencer.learn(gap.partition, gap.expected, stop, offsets)
+            if offsets and offsets[0] == gap.seen:
                 log.info(
                     "input partition %d: offsets %d..%d hold no record (transaction markers); stepping over",
                     gap.partition,
                     gap.expected,
                     gap.seen - 1,
                 )
-                self.sequencer.confirm_hole(gap.partition, gap.expected, gap.seen)
                 confirmed = True
         return confirmed
 
@@ -156,21 +99,24 @@ class InputGate:
         await self.seek(tp, gap.expected)
 
     async def unstick(self, tp: Any) -> None:
-        """A partition stopped short of its end: step over a trailing hole, else read it again."""
+        """A partition stopped short of its end: step over trailing markers, else read it again."""
         position = self.sequencer.position(tp.partition)
         if position is None:
             offset = await self.committed(tp)
         else:
-            first = await self.probe.first_offset(self.topic, tp.partition, position)
-            if first is not None and first > position and first >= self.consumer.highwater(tp):
+            end = int(self.consumer.highwater(tp) or 0)
+            offsets = await self.probe.records_between(self.topic, tp.partition, position, end)
+            if offsets == []:
                 log.info(
                     "input partition %d: %d..%d hold no record; position moved to the end",
                     tp.partition,
                     position,
-                    first - 1,
+                    end - 1,
                 )
-                self.sequencer.step_over(tp.partition, position, first)
+                self.sequencer.step_over(tp.partition, position, end)
                 return
+            if offsets:
+                self.sequencer.learn(tp.partition, position, end, offsets)
             offset = position
         log.warning(
             "input partition %d stalled at %s; reading it again from %d", tp.partition, position, offset
@@ -214,6 +160,7 @@ def install(app: faust.App, gate: InputGate) -> None:
     if getattr(consumer, "_tollgate_gated", False):
         return
     consumer._read_offset = _ReadOffsets(gate.topic, consumer._read_offset)
+    _read_committed(consumer._thread)
     original = consumer._filter_committable_offsets
 
     def committable(tps: Any) -> dict[Any, int]:
@@ -231,3 +178,15 @@ def install(app: faust.App, gate: InputGate) -> None:
 
     consumer._filter_committable_offsets = committable
     consumer._tollgate_gated = True
+
+
+def _read_committed(thread: Any) -> None:
+    """Make the worker's Kafka consumer skip aborted transactions (faust does only with exactly_once)."""
+    create = thread._create_worker_consumer
+
+    def create_read_committed(transport: Any) -> Any:
+        kafka_consumer = create(transport)
+        kafka_consumer._isolation_level = ISOLATION_LEVEL  # aiokafka reads it when the consumer starts
+        return kafka_consumer
+
+    thread._create_worker_consumer = create_read_committed

@@ -75,9 +75,14 @@ class Sequencer:
         """Every known partition's position."""
         return dict(self._next)
 
-    def confirm_hole(self, partition: int, expected: int, first: int) -> None:
-        """The broker's first record at or after `expected` is at `first`: offsets between hold none."""
-        self._holes.setdefault(partition, {})[expected] = first
+    def learn(self, partition: int, start: int, stop: int, offsets: list[int]) -> None:
+        """The broker holds records at `offsets` and at no other offset of [start, stop): note the holes."""
+        holes = self._holes.setdefault(partition, {})
+        expected = start
+        for offset in sorted(offsets):
+            if offset > expected:
+                holes[expected] = offset
+            expected = offset + 1
 
     def step_over(self, partition: int, expected: int, end: int) -> None:
         """The broker holds no record from `expected` to `end`: move there if still at `expected`."""

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,15 +138,27 @@ def produce(
     return count
 
 
-def produce_in_transactions(broker: str, topic: str, calls: list[ApiCall], per_transaction: int) -> None:
-    """Produce calls in committed transactions: each commit marker takes an offset, leaving holes."""
+def produce_in_transactions(
+    broker: str, topic: str, calls: list[ApiCall], per_transaction: int, aborted: Sequence[ApiCall] = ()
+) -> None:
+    """Produce calls in committed transactions, each followed by `aborted` in an aborted one.
+
+    Every commit or abort marker takes an offset, so the input has holes a reader must step over.
+    """
     producer = KafkaProducer(bootstrap_servers=broker, transactional_id=f"tx-{uuid.uuid4().hex[:8]}")
     producer.init_transactions()
     for start in range(0, len(calls), per_transaction):
-        producer.begin_transaction()
-        for call in calls[start : start + per_transaction]:
-            producer.send(topic, key=call.licensee_id.encode(), value=dumps(call.to_cloudevent()))
-        producer.commit_transaction()
+        for batch, commit in ((calls[start : start + per_transaction], True), (aborted, False)):
+            if not batch:
+                continue
+            producer.begin_transaction()
+            for call in batch:
+                producer.send(topic, key=call.licensee_id.encode(), value=dumps(call.to_cloudevent()))
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.flush()
+                producer.abort_transaction()
     producer.close()
 
 

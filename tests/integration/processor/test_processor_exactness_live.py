@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from processor_support import (
@@ -105,10 +106,13 @@ def test_when_one_of_two_workers_stops_the_other_takes_its_partitions_with_count
     _assert_undisturbed(_result(broker, topics))
 
 
-def test_calls_written_in_transactions_count_exactly_despite_the_offsets_their_markers_take(
+def test_calls_in_committed_transactions_count_exactly_and_calls_in_aborted_ones_not_at_all(
     broker: str, topics: Topics, tmp_path: Path
 ) -> None:
     publish_demo_agreements(broker, topics)
-    produce_in_transactions(broker, topics.input, demo_calls(), per_transaction=97)
+    calls = demo_calls()
+    pebble = next(c for c in calls if c.licensee_id == "pebble")
+    aborted = [replace(pebble, event_id=f"aborted-{n}") for n in range(3)]
+    produce_in_transactions(broker, topics.input, calls, per_transaction=397, aborted=aborted)
     Workers(broker, topics, tmp_path).run_solo()
     _assert_undisturbed(_result(broker, topics))

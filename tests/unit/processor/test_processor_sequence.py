@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.processor.offsets import InMemoryHoleProbe
+from services.processor.probe import InMemoryHoleProbe
 from services.processor.sequence import Gap, Sequencer
 
 
@@ -75,10 +75,10 @@ def test_a_batch_admitted_before_a_reset_cannot_move_any_position() -> None:
     assert not Sequencer().knows(0)
 
 
-def test_a_confirmed_hole_is_stepped_over_once_and_then_forgotten() -> None:
+def test_holes_the_broker_showed_are_stepped_over_and_forgotten_once_passed() -> None:
     sequencer = _sequencer(p0=10)
     assert sequencer.admit([(0, 12)]).gaps == {0: Gap(0, 10, 12)}
-    sequencer.confirm_hole(0, 10, 12)
+    sequencer.learn(0, 10, 14, [12, 13])
     admission = sequencer.admit([(0, 12), (0, 13)])
     assert admission.admitted == [0, 1] and not admission.gaps
     sequencer.advance(admission)
@@ -86,21 +86,20 @@ def test_a_confirmed_hole_is_stepped_over_once_and_then_forgotten() -> None:
     assert sequencer.admit([(0, 16)]).gaps == {0: Gap(0, 14, 16)}
 
 
-def test_a_hole_confirmed_for_another_record_does_not_admit_a_skip() -> None:
+def test_records_the_broker_has_in_a_gap_keep_it_a_gap() -> None:
     sequencer = _sequencer(p0=10)
-    sequencer.confirm_hole(0, 10, 12)
+    sequencer.learn(0, 10, 14, [10, 11, 13])
     assert sequencer.admit([(0, 13)]).gaps == {0: Gap(0, 10, 13)}
+    assert sequencer.admit([(0, 10), (0, 11), (0, 13)]).admitted == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
-    ("offsets", "asked", "first"),
-    [([3, 5, 9], 4, 5), ([3, 5, 9], 5, 5), ([3, 5, 9], 10, 11), ([], 0, 11)],
+    ("start", "stop", "found"),
+    [(4, 10, [5, 9]), (5, 6, [5]), (10, 20, []), (0, 3, []), (3, 4, [3])],
 )
-def test_the_in_memory_probe_answers_the_first_record_at_or_after_an_offset_else_the_end(
-    offsets: list[int], asked: int, first: int | None
-) -> None:
-    probe = InMemoryHoleProbe({0: offsets}, {0: 11})
-    assert asyncio.run(probe.first_offset("t", 0, asked)) == first
+def test_the_in_memory_probe_lists_the_records_in_a_range(start: int, stop: int, found: list[int]) -> None:
+    probe = InMemoryHoleProbe({0: [9, 3, 5]})
+    assert asyncio.run(probe.records_between("t", 0, start, stop)) == found
 
 
 def test_a_trailing_hole_is_stepped_over_only_from_the_offset_it_was_seen_at() -> None:
@@ -114,7 +113,6 @@ def test_a_trailing_hole_is_stepped_over_only_from_the_offset_it_was_seen_at() -
 def test_several_confirmed_holes_in_one_partition_are_all_stepped_over() -> None:
     sequencer = _sequencer(p0=0)
     records = [(0, 0), (0, 1), (0, 3), (0, 4), (0, 6)]
-    sequencer.confirm_hole(0, 2, 3)
-    sequencer.confirm_hole(0, 5, 6)
+    sequencer.learn(0, 0, 7, [0, 1, 3, 4, 6])
     admission = sequencer.admit(records)
     assert admission.admitted == [0, 1, 2, 3, 4] and admission.positions == {0: 7}
