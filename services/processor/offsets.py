@@ -48,7 +48,9 @@ class InputGate:
                 self.sequencer.start(message.partition, await self.committed(message.tp))
         pairs = [(e.message.partition, e.message.offset) for e in events]
         admission = self.sequencer.admit(pairs)
-        if admission.gaps and await self._probe(admission.gaps.values(), pairs):
+        # A gap with a seek back under way is records still in flight: no need to ask the broker again.
+        unknown = [gap for gap in admission.gaps.values() if not self._seeking(gap)]
+        if unknown and await self._probe(unknown, pairs):
             admission = self.sequencer.admit(pairs)
         for gap in admission.gaps.values():
             await self._gap(gap, events)
@@ -82,12 +84,16 @@ class InputGate:
                 confirmed = True
         return confirmed
 
-    async def _gap(self, gap: Gap, events: list[Any]) -> None:
+    def _seeking(self, gap: Gap) -> bool:
         last = self._reseeked.get(gap.partition)
-        now = self.monotonic()
-        if last is not None and last[0] == gap.expected and now - last[1] < RESEEK_EVERY_SECONDS:
+        if last is None or last[0] != gap.expected:
+            return False
+        return self.monotonic() - last[1] < RESEEK_EVERY_SECONDS
+
+    async def _gap(self, gap: Gap, events: list[Any]) -> None:
+        if self._seeking(gap):
             return  # a seek back to this offset is under way; records still in flight are dropped
-        self._reseeked[gap.partition] = (gap.expected, now)
+        self._reseeked[gap.partition] = (gap.expected, self.monotonic())
         log.warning(
             "input partition %d: expected offset %d, got %d; reading it again from %d",
             gap.partition,
