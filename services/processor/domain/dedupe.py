@@ -34,9 +34,10 @@ def forget_older_than(
     stale = [k for k, e in seen.items() if e[2] < oldest and e[1] < keep.get(int(e[0]), float("inf"))]
     for key in stale:
         del seen[key]
-    excess = len(seen) - cap
-    if excess <= 0:
+    if len(seen) <= cap:
         return 0
+    # Down to 90% of the cap: eviction sorts every key, so it must not run again on the next event.
+    excess = len(seen) - (cap - cap // 10)
     for key, _ in sorted(seen.items(), key=lambda item: item[1][2])[:excess]:
         del seen[key]
     return excess
