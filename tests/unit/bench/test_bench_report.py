@@ -46,6 +46,12 @@ PROCESSOR = {
         "ratio": 0.05,
         "alert_latency_p50_s": 0.04,
         "alert_latency_p99_s": 0.12,
+        "latency_background_per_s": 400.0,
+        "latency_probe_per_s": 20.0,
+        "latency_load_fractions": [0.5],
+        "latency_valid_runs": 3,
+        "latency_runs": 3,
+        "not_sustained": [],
     },
 }
 E2E = {
@@ -125,23 +131,82 @@ def test_ingest_rows_compare_with_both_baselines() -> None:
     assert metrics.index("HTTP ingest, batches of 100") < metrics.index("HTTP ingest, batches of 1000")
 
 
-def test_processor_rows_notes_where_latency_was_measured() -> None:
+def test_processor_rows_state_the_load_latency_was_measured_at() -> None:
     rows = {r.metric: r for r in processor_rows(PROCESSOR)}
     assert rows["processor, one worker"].ratio == 0.05
-    assert rows["event-to-alert latency p99"].value == 120.0
-    assert rows["event-to-alert latency p99"].meets is True
-    assert "not half" in rows["event-to-alert latency p99"].note
-    half = {
+    assert "committed" in rows["processor, one worker"].note
+    assert "each run's own ratio 0.050" in rows["processor, one worker"].note
+    p99 = rows["event-to-alert latency p99"]
+    assert p99.value == 120.0
+    assert p99.meets is True
+    assert "400 events/s background (= 0.5 x the run's drain rate)" in p99.note
+    assert "lag flat in 3 of 3 runs" in p99.note
+    assert "CreateTime" in p99.note
+
+
+def test_processor_rows_keep_a_lower_load_and_say_what_was_not_sustained() -> None:
+    stepped = {
         **PROCESSOR,
-        "latency_at_half_load": {
-            "latency_rate": 400.0,
-            "median": {"alert_latency_p50_s": 0.05, "alert_latency_p99_s": 0.3},
+        "median": {
+            **PROCESSOR["median"],
+            "latency_background_per_s": 200.0,
+            "latency_load_fractions": [0.25],
+            "latency_valid_runs": 2,
+            "not_sustained": [
+                {"load_fraction": 0.5, "background_per_s": 400.0, "p99_s": 9.5, "because": "lag grew +50"},
+            ],
         },
     }
-    rows = {r.metric: r for r in processor_rows(half)}
-    assert rows["event-to-alert latency p99"].value == 300.0
-    assert rows["event-to-alert latency p99"].meets is False
-    assert "400 events/s" in rows["event-to-alert latency p99"].note
+    p99 = {r.metric: r for r in processor_rows(stepped)}["event-to-alert latency p99"]
+    assert p99.value == 120.0
+    assert "(= 0.25 x" in p99.note
+    assert "lag flat in 2 of 3 runs" in p99.note
+    assert "0.5 x drain rate (~400/s) in 1 run(s): lag grew +50, p99 9,500 ms" in p99.note
+
+
+def test_processor_rows_mark_latency_invalid_when_no_load_was_sustained() -> None:
+    queued = {
+        **PROCESSOR,
+        "median": {
+            **PROCESSOR["median"],
+            "alert_latency_p50_s": None,
+            "alert_latency_p99_s": None,
+            "latency_load_fractions": [],
+            "latency_valid_runs": 0,
+            "not_sustained": [
+                {"load_fraction": 0.5, "background_per_s": 400.0, "p99_s": 40.0, "because": "lag grew +90"},
+            ],
+        },
+    }
+    rows = {r.metric: r for r in processor_rows(queued)}
+    assert "event-to-alert latency p99" not in rows
+    invalid = rows["event-to-alert latency p99 (invalid)"]
+    assert invalid.value is None
+    assert invalid.meets is None
+    assert invalid.note.startswith("INVALID")
+    assert "40,000 ms" in invalid.note
+    markdown = render_markdown(
+        {
+            "meta": {
+                "date": "d",
+                "commit": "c",
+                "command": "x",
+                "nproc": 2,
+                "cpu_model": "m",
+                "memory_gb": 1,
+            },
+            "parts": {"processor": {"status": "ok", "seconds": 1.0, "result": queued}},
+        }
+    )
+    assert "| event-to-alert p99 | < 250 ms | - | - |" in markdown
+
+
+def test_processor_rows_without_a_latency_phase() -> None:
+    drain_only = {"runs": [], "median": {**PROCESSOR["median"], "latency_runs": 0}}
+    assert [r.metric for r in processor_rows(drain_only)] == [
+        "raw aiokafka consumer, parse only (baseline)",
+        "processor, one worker",
+    ]
 
 
 def test_ledger_rows_find_the_figures_by_name() -> None:
