@@ -144,19 +144,22 @@ def test_processor_rows_state_the_load_latency_was_measured_at() -> None:
     assert "CreateTime" in p99.note
 
 
+def _processor_with(**median: Any) -> dict[str, Any]:
+    """The PROCESSOR result with some median fields changed."""
+    return {**PROCESSOR, "median": {**PROCESSOR["median"], **median}}
+
+
+def _not_sustained(p99_s: float, because: str) -> dict[str, Any]:
+    return {"load_fraction": 0.5, "background_per_s": 400.0, "p99_s": p99_s, "because": because}
+
+
 def test_processor_rows_keep_a_lower_load_and_say_what_was_not_sustained() -> None:
-    stepped = {
-        **PROCESSOR,
-        "median": {
-            **PROCESSOR["median"],
-            "latency_background_per_s": 200.0,
-            "latency_load_fractions": [0.25],
-            "latency_valid_runs": 2,
-            "not_sustained": [
-                {"load_fraction": 0.5, "background_per_s": 400.0, "p99_s": 9.5, "because": "lag grew +50"},
-            ],
-        },
-    }
+    stepped = _processor_with(
+        latency_background_per_s=200.0,
+        latency_load_fractions=[0.25],
+        latency_valid_runs=2,
+        not_sustained=[_not_sustained(9.5, "lag grew +50")],
+    )
     p99 = {r.metric: r for r in processor_rows(stepped)}["event-to-alert latency p99"]
     assert p99.value == 120.0
     assert "(= 0.25 x" in p99.note
@@ -165,19 +168,13 @@ def test_processor_rows_keep_a_lower_load_and_say_what_was_not_sustained() -> No
 
 
 def test_processor_rows_mark_latency_invalid_when_no_load_was_sustained() -> None:
-    queued = {
-        **PROCESSOR,
-        "median": {
-            **PROCESSOR["median"],
-            "alert_latency_p50_s": None,
-            "alert_latency_p99_s": None,
-            "latency_load_fractions": [],
-            "latency_valid_runs": 0,
-            "not_sustained": [
-                {"load_fraction": 0.5, "background_per_s": 400.0, "p99_s": 40.0, "because": "lag grew +90"},
-            ],
-        },
-    }
+    queued = _processor_with(
+        alert_latency_p50_s=None,
+        alert_latency_p99_s=None,
+        latency_load_fractions=[],
+        latency_valid_runs=0,
+        not_sustained=[_not_sustained(40.0, "lag grew +90")],
+    )
     rows = {r.metric: r for r in processor_rows(queued)}
     assert "event-to-alert latency p99" not in rows
     invalid = rows["event-to-alert latency p99 (invalid)"]
