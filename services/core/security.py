@@ -1,6 +1,5 @@
-"""Transport security settings: Kafka TLS/SASL client options and PostgreSQL TLS checks (pure; faust is
-imported only inside `faust_credentials`, which only the processor calls).
-
+"""Transport security settings: Kafka TLS/SASL client options for every client library we use
+(kafka-python, aiokafka, librdkafka) and PostgreSQL TLS checks (pure).
 Read from `TOLLGATE_*` variables passed in as a mapping (never `os.environ` here):
 - `TOLLGATE_KAFKA_SECURITY_PROTOCOL`: `PLAINTEXT` (default, the local stack), `SSL`, `SASL_PLAINTEXT`,
   `SASL_SSL`;
@@ -172,24 +171,24 @@ class KafkaSecurity:
 PLAINTEXT = KafkaSecurity()
 
 
-def faust_credentials(security: KafkaSecurity) -> Any:
-    """faust's `broker_credentials`: SASLCredentials, SSLCredentials (verifying context), or None."""
-    if not (security.uses_ssl or security.uses_sasl):
-        return None
-    # Imported here, not at the top: services.core stays importable without faust; only the processor
-    # (which has faust) calls this.
-    import faust
-
-    context = security.ssl_context()
+def librdkafka_options(security: KafkaSecurity) -> dict[str, str]:
+    """librdkafka (confluent-kafka, under quix-streams) options: protocol, SASL login, verifying TLS."""
+    options = {"security.protocol": security.protocol.lower()}
     if security.uses_sasl:
-        # With ssl_context faust speaks SASL_SSL, without it SASL_PLAINTEXT (faust.auth.SASLCredentials).
-        return faust.SASLCredentials(
-            username=security.username,
-            password=security.password,
-            ssl_context=context,
-            mechanism=security.sasl_mechanism,
+        options["sasl.mechanism"] = security.sasl_mechanism
+        options["sasl.username"] = security.username or ""
+        options["sasl.password"] = security.password or ""
+    if security.uses_ssl:
+        # Hostname verification on, like the other clients' verifying contexts.
+        options["ssl.endpoint.identification.algorithm"] = "https"
+        files = (
+            ("ssl.ca.location", security.cafile),
+            ("ssl.certificate.location", security.certfile),
+            ("ssl.key.location", security.keyfile),
+            ("ssl.key.password", security.key_password),
         )
-    return faust.SSLCredentials(context)
+        options.update({name: value for name, value in files if value})
+    return options
 
 
 def kafka_client_options(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -1,109 +1,133 @@
-"""Every worker's full view of the compacted agreements topic, kept current in the background.
+"""Every worker's full view of the compacted agreements topic, kept current by a background thread.
 
 A group-less consumer assigned every partition reads from the beginning, so each worker sees every
 agreement whatever input partitions it owns. Workers wait until the view reached the end offsets seen
 at start-up before they process calls (else every licensee would look `agreement.missing`).
+Versions of one licensee are kept side by side; the version in force at a call's event time judges
+it, so a renewal does not re-judge earlier calls under new terms.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from services.core.agreements import Agreement, agreement_from_cloudevent
 from services.core.errors import ValidationFailed
 from services.core.events import loads
-from services.core.security import PLAINTEXT, KafkaSecurity
 from services.processor.errors import AgreementsNotReady
 
 log = logging.getLogger(__name__)
 
 
+class Versions:
+    """licensee_id -> its agreements read so far, one per `effective_from` (the latest read wins)."""
+
+    def __init__(self) -> None:
+        self._by_licensee: dict[str, dict[datetime, Agreement]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, agreement: Agreement) -> None:
+        """Add or replace the version starting at `agreement.effective_from`."""
+        with self._lock:
+            versions = dict(self._by_licensee.get(agreement.licensee_id, {}))
+            versions[agreement.effective_from] = agreement
+            self._by_licensee[agreement.licensee_id] = versions
+
+    def drop(self, licensee_id: str) -> None:
+        """Forget a licensee (a tombstone on the compacted topic)."""
+        with self._lock:
+            self._by_licensee.pop(licensee_id, None)
+
+    def in_force(self, licensee_id: str, at: datetime) -> Agreement | None:
+        """The version active at `at`; else the latest one (its dates then say `agreement.missing`)."""
+        versions = self._by_licensee.get(licensee_id)
+        if not versions:
+            return None
+        ordered = sorted(versions.items())
+        active = [a for _, a in ordered if a.is_active(at)]
+        return active[-1] if active else ordered[-1][1]
+
+    def __len__(self) -> int:
+        return len(self._by_licensee)
+
+
 class AgreementsView:
-    """licensee_id -> latest valid Agreement, read from the compacted topic."""
+    """Reads the agreements topic into `Versions` from a daemon thread."""
 
-    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, consumer_factory: Callable[[], Any], topic: str) -> None:
+        self.consumer_factory = consumer_factory
         self.topic = topic
-        self.security = security
-        self.agreements: dict[str, Agreement] = {}
-        self.ready = asyncio.Event()
+        self.versions = Versions()
+        self.ready = threading.Event()
+        self._stop = threading.Event()
 
-    def get(self, licensee_id: str) -> Agreement | None:
-        """The licensee's agreement, if any."""
-        return self.agreements.get(licensee_id)
+    def get(self, licensee_id: str, at: datetime) -> Agreement | None:
+        """The licensee's agreement in force at `at`, if any."""
+        return self.versions.in_force(licensee_id, at)
 
-    async def wait_ready(self, timeout: float) -> None:
+    def start(self) -> None:
+        """Start following the topic."""
+        threading.Thread(target=self._run, name="agreements-view", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop following (the thread ends after its current poll)."""
+        self._stop.set()
+
+    def wait_ready(self, timeout: float) -> None:
         """Block until caught up with the topic's end offsets at start-up."""
-        try:
-            await asyncio.wait_for(self.ready.wait(), timeout)
-        except TimeoutError as exc:
-            raise AgreementsNotReady(
-                f"agreements topic {self.topic} not read to its end in {timeout:.0f}s"
-            ) from exc
+        if not self.ready.wait(timeout):
+            raise AgreementsNotReady(f"agreements topic {self.topic} not read to its end in {timeout:.0f}s")
 
-    async def run(self) -> None:
-        """Read the topic forever; reconnect on errors."""
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                **self.security.aiokafka(),
-            )
+    def _run(self) -> None:
+        while not self._stop.is_set():
             try:
-                await consumer.start()
-                await self._follow(consumer)
-            except KafkaError as exc:
+                self._follow()
+            except Exception as exc:  # any client failure: log, reconnect; the worker keeps its view
                 log.warning("agreements reader failed, retrying: %s", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                await consumer.stop()
+                self._stop.wait(1.0)
 
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        partitions = await self._partitions(consumer)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
-                for message in messages:
-                    self._apply(message.key, message.value)
-            if not self.ready.is_set() and await _caught_up(consumer, ends):
-                log.info("agreements view caught up: %d agreements", len(self.agreements))
-                self.ready.set()
+    def _follow(self) -> None:
+        from kafka import TopicPartition
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        while True:
+        consumer = self.consumer_factory()
+        try:
+            partitions = self._partitions(consumer, TopicPartition)
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            ends = consumer.end_offsets(partitions)
+            while not self._stop.is_set():
+                for messages in consumer.poll(timeout_ms=500).values():
+                    for message in messages:
+                        self._apply(message.key, message.value)
+                if not self.ready.is_set() and all(consumer.position(tp) >= end for tp, end in ends.items()):
+                    log.info("agreements view caught up: %d licensees", len(self.versions))
+                    self.ready.set()
+        finally:
+            consumer.close()
+
+    def _partitions(self, consumer: Any, topic_partition: Any) -> list[Any]:
+        while not self._stop.is_set():
             found = consumer.partitions_for_topic(self.topic)
             if found:
-                return [TopicPartition(self.topic, p) for p in sorted(found)]
+                return [topic_partition(self.topic, p) for p in sorted(found)]
             log.info("waiting for topic %s to exist", self.topic)
-            await consumer._client.force_metadata_update()  # public API has no other way to refresh
-            await asyncio.sleep(0.5)
+            self._stop.wait(0.5)
+        return []
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         licensee = key.decode("utf-8", errors="replace") if key else None
         if value is None:
             if licensee:
-                self.agreements.pop(licensee, None)
+                self.versions.drop(licensee)
             return
         try:
             agreement = agreement_from_cloudevent(loads(value))
         except (ValidationFailed, ValueError, KeyError, TypeError) as exc:
             log.error("ignoring invalid agreement for key %r: %s", licensee, exc)
             return
-        self.agreements[agreement.licensee_id] = agreement
-        log.info("agreement for %s applied", agreement.licensee_id)
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if int(await consumer.position(tp)) < end:
-            return False
-    return True
+        self.versions.put(agreement)
+        log.info("agreement for %s from %s applied", agreement.licensee_id, agreement.effective_from)

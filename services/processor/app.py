@@ -1,233 +1,183 @@
-"""The faust app: a thin agent that takes micro-batches, lets `batch.Planner` apply them, writes and sends.
+"""The quix-streams app: one stateful step per input record, its outputs produced in the same transaction.
 
-Nothing is created at import time: `bootstrap(settings)` builds the app, its topics, table and agent.
+`processing_guarantee="exactly-once"`: each checkpoint (every `commit_interval` seconds) commits one
+Kafka transaction holding the state changelog, the alerts, billable and DLQ records, and the input
+offsets. After a crash the open transaction aborts and its records are re-read against the last
+committed state, so nothing counts twice and nothing is lost. Nothing connects at import time:
+`bootstrap(settings, ...)` builds the app; `Worker.run()` starts it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-import faust
+from quixstreams import Application, message_context
+from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models.serializers import Deserializer, Serializer
 
 from services.core.clock import Clock, SystemClock
-from services.core.security import faust_credentials
+from services.core.security import librdkafka_options
 from services.processor.agreements_view import AgreementsView
-from services.processor.batch import Plan, Planner, StateCache, Topics
-from services.processor.domain.step import COUNTED
-from services.processor.durability import DurableTable, guard_commits
+from services.processor.codec import Incoming, Source, check_key, read_message
+from services.processor.handler import Emit, Handler, Topics
 from services.processor.health import Health
-from services.processor.metrics import LagTracker, ProcessorMetrics
-from services.processor.offsets import InputGate
-from services.processor.offsets import install as install_gate
-from services.processor.probe import KafkaHoleProbe
+from services.processor.metrics import LagClock, ProcessorMetrics
 from services.processor.settings import ProcessorSettings
-from services.processor.stall import PartitionView, StallDetector
+from services.processor.state import PARTITION_PREFIX, LicenseeState, PartitionState
+from services.processor.tally import Tally
 
 log = logging.getLogger(__name__)
-TABLE_NAME = "licensees"
+
+
+class _ReadCall(Deserializer):
+    """Input values -> Incoming; never raises, so a bad record is dead-lettered, not fatal."""
+
+    def __call__(self, value: bytes, ctx: Any) -> Incoming:
+        return read_message(value)
+
+
+class _EmitValue(Serializer):
+    """Outputs are built as bytes by the handler."""
+
+    def __call__(self, value: Emit, ctx: Any) -> bytes:
+        return value.value
+
+
+def event_timestamp(
+    clock: Clock, max_lead_ms: int, lag: LagClock | None = None
+) -> Callable[[Any, Any, int, Any], int]:
+    """The record timestamp quix stamps state with: the call's event time, clamped to [0, clock + lead].
+
+    The clamp keeps any record, however hostile, from moving the partition's event-time high-water
+    (which expires state) past the clock plus the allowed lead.
+    """
+
+    def extract(value: Any, headers: Any, timestamp: int, timestamp_type: Any) -> int:
+        if lag is not None:
+            lag.handled(timestamp)
+        call = getattr(value, "call", None)
+        at = int(call.time.timestamp() * 1000) if hasattr(call, "time") else timestamp
+        return max(0, min(at, int(clock.now().timestamp() * 1000) + max_lead_ms))
+
+    return extract
+
+
+@dataclass
+class Worker:
+    """A built processor: the quix app and what `run` must start around it."""
+
+    app: Application
+    agreements: AgreementsView
+    health: Health
+    settings: ProcessorSettings
+
+    def run(self) -> None:
+        """Read the agreements to their end, then process until stopped (SIGTERM/SIGINT)."""
+        self.agreements.start()
+        self.agreements.wait_ready(self.settings.agreements_timeout_seconds)
+        self.health.ready.set()
+        log.info("processor ready: agreements caught up, consuming %s", self.settings.input_topic)
+        try:
+            self.app.run()
+        finally:
+            self.health.ready.clear()
+            self.agreements.stop()
+
+    def stop(self) -> None:
+        """Ask the app to stop after its current record (it commits its checkpoint first)."""
+        self.app.stop()
+
+
+def connection(settings: ProcessorSettings) -> ConnectionConfig:
+    """The broker address with the TLS/SASL options (used by quix's consumer, producer and admin)."""
+    options = {k.replace(".", "_"): v for k, v in librdkafka_options(settings.kafka_security).items()}
+    return ConnectionConfig.model_validate({"bootstrap_servers": settings.kafka_bootstrap, **options})
 
 
 def bootstrap(
     settings: ProcessorSettings,
-    metrics: ProcessorMetrics | None = None,
+    metrics: ProcessorMetrics,
+    agreements: AgreementsView,
     clock: Clock | None = None,
     health: Health | None = None,
-) -> faust.App:
-    """Build the processor's faust app (no connection is made until a worker starts it)."""
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=faust_credentials(settings.kafka_security),
-        store="memory://",
-        datadir=str(settings.data_dir),
-        web_enabled=False,
-        topic_partitions=settings.partitions,
-        topic_disable_leader=True,
-        Table=DurableTable,
-        producer_acks=-1,
-        # Outputs and changelog go out in few large requests; acks=all still holds for each record.
-        producer_linger_ms=settings.producer_linger_ms,
-        producer_max_batch_size=256 * 1024,
-        producer_compression_type=settings.producer_compression,
-        # Commit often: a crash replays at most this much, and replays re-send their outputs.
-        broker_commit_interval=1.0,
-        # A worker that dies without leaving the group (kill -9, lost host) holds its partitions until
-        # the session expires; faust's default is 60 s. Heartbeats come from the consumer thread.
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
-        consumer_auto_offset_reset="earliest",
-        table_standby_replicas=0,
+) -> Worker:
+    """Build the processor's quix app (no connection is made until `Worker.run`)."""
+    clock = clock or SystemClock()
+    app = Application(
+        broker_address=connection(settings),
+        consumer_group=settings.app_id,
+        processing_guarantee="exactly-once",
+        auto_offset_reset="earliest",
+        commit_interval=settings.commit_interval_seconds,
+        state_dir=str(settings.data_dir),
+        loglevel=None,
+        consumer_extra_config={
+            "isolation.level": "read_committed",
+            "session.timeout.ms": int(settings.session_timeout_seconds * 1000),
+            "heartbeat.interval.ms": int(settings.heartbeat_interval_seconds * 1000),
+        },
+        producer_extra_config={
+            "linger.ms": settings.producer_linger_ms,
+            "compression.type": settings.producer_compression or "none",
+        },
     )
-    pipeline = Pipeline(
-        settings,
-        app,
-        metrics or ProcessorMetrics(settings.metrics_max_licensees),
-        clock or SystemClock(),
-        AgreementsView(settings.kafka_bootstrap, settings.agreements_topic, settings.kafka_security),
-        health or Health(),
+    _pipeline(app, settings, metrics, agreements, clock)
+    return Worker(app, agreements, health or Health(), settings)
+
+
+def _pipeline(
+    app: Application,
+    settings: ProcessorSettings,
+    metrics: ProcessorMetrics,
+    agreements: AgreementsView,
+    clock: Clock,
+) -> None:
+    policy = settings.policy()
+    lead_ms = int(policy.max_lead.total_seconds() * 1000)
+    lag = LagClock(lambda: clock.now().timestamp())
+    metrics.lag_from(lag.seconds)
+    calls = app.topic(
+        settings.input_topic,
+        key_deserializer="bytes",
+        value_deserializer=_ReadCall(),
+        timestamp_extractor=event_timestamp(clock, lead_ms, lag),
     )
-    pipeline.declare()
-    return app
+    names = Topics(settings.alerts_topic, settings.billable_topic, settings.dlq_topic)
+    outputs = {
+        name: app.topic(name, key_serializer="bytes", value_serializer=_EmitValue())
+        for name in (names.alerts, names.billable, names.dlq)
+    }
+    sdf = app.dataframe(calls)
+    context = sdf.processing_context
 
-
-@dataclass
-class Pipeline:
-    """The app's topics, table and agent, wired together."""
-
-    settings: ProcessorSettings
-    app: faust.App
-    metrics: ProcessorMetrics
-    clock: Clock
-    agreements: AgreementsView
-    health: Health
-    lag: LagTracker = field(default_factory=LagTracker)
-    stalls: StallDetector = field(default_factory=StallDetector)
-
-    def declare(self) -> None:
-        """Declare topics, the per-licensee table, the agreements task and the agent."""
-        s, app = self.settings, self.app
-        self.calls = self._raw_topic(s.input_topic)
-        for name in (s.alerts_topic, s.billable_topic, s.dlq_topic):
-            self._raw_topic(name)
-        self.table = cast(
-            DurableTable, app.Table(TABLE_NAME, partitions=s.partitions, key_type=str, value_type=bytes)
-        )
-        self.cache = StateCache(self.table)
-        probe = KafkaHoleProbe(s.kafka_bootstrap, s.kafka_security.aiokafka())
-        self.gate = InputGate(app, s.input_topic, probe)
-        install_gate(app, self.gate)
-        self.planner = Planner(
-            self.cache, self.agreements.get, s.policy(), Topics(s.alerts_topic, s.billable_topic, s.dlq_topic)
-        )
-        self.lag.pending = self._pending
-        self.metrics.lag_from(self.lag)
-        self.health.failed = self.table.failure
-        app.task(self.agreements.run)
-        app.timer(s.stall_check_seconds, name="processor-stall-check")(self.check_stalls)
-        app.agent(self.calls, name="process-calls")(self.process)
-        # cast: mode types receivers too narrowly for a bound coroutine method
-        app.on_rebalance_complete.connect(cast(Any, self._on_rebalanced))
-
-    def _raw_topic(self, name: str) -> faust.TopicT:
-        return self.app.topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        )
-
-    async def process(self, stream: Any) -> None:
-        """The agent: handle micro-batches in order, the first one once every agreement is known."""
-        # The stream is iterated at once and the first batch waits for the agreements: waiting before
-        # `take_events` made a worker taking over partitions skip records more often (README, 7.).
-        ready = asyncio.ensure_future(self._get_ready())
-        s = self.settings
+    def checkpoint() -> object | None:
         try:
-            # take_events acks a batch's events only when the next batch is asked for, i.e. after
-            # `handle` queued the batch's state and outputs; the commit guard then waits for their acks.
-            async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
-                await asyncio.shield(ready)
-                await self.handle(events)
-        finally:
-            ready.cancel()
+            return context.checkpoint
+        except Exception:  # between checkpoints (none open): nothing is pending either
+            return None
 
-    async def _get_ready(self) -> None:
-        await self.agreements.wait_ready(self.settings.agreements_timeout_seconds)
-        guard_commits(self.app, self.table)
-        self.show_all()
-        self.health.ready.set()
+    tally = Tally(metrics, checkpoint)
+    metrics.before_scrape(tally.settle)
+    handler = Handler(
+        names, policy, agreements.get, clock, metrics, lambda *inc: tally.add(checkpoint(), *inc)
+    )
 
-    async def handle(self, events: list[Any]) -> None:
-        """Apply one batch, write each touched licensee's state once, send the outputs."""
-        events, admission = await self.gate.admit(events)
-        if not events:
-            return
-        try:
-            plan = self.planner.plan([e.message for e in events], self.clock.now())
-            for write in plan.writes:
-                self.table.put(write.licensee_id, write.value, write.partition)
-            send = self.app.producer.send
-            for out in plan.sends:
-                self.table.track(await send(out.topic, out.key, out.value, None, None, None))
-        except BaseException as exc:
-            # Nothing of a batch stopped half-way may be committed: the commit guard refuses from now on.
-            self.table.poison(exc)
-            raise
-        # Every write and send of the batch is tracked: the commit guard waits for them before a commit.
-        self.gate.advance(admission)
-        self._observe(events, plan)
-        await self._backpressure()
+    def step(value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any) -> list[Emit]:
+        tally.settle()
+        ctx = message_context()
+        transaction = context.checkpoint.get_store_transaction(stream_id=sdf.stream_id, partition=ctx.partition)
+        incoming = check_key(value if value is not None else read_message(None), key)
+        return handler.handle(
+            incoming,
+            Source(ctx.topic, ctx.partition, ctx.offset, key),
+            timestamp / 1000,
+            LicenseeState(state),
+            PartitionState(transaction.as_state(prefix=PARTITION_PREFIX)),
+        )
 
-    async def _backpressure(self) -> None:
-        # The next batch waits while too many records are unacknowledged, so memory stays bounded.
-        while self.table.unacked > self.settings.max_unacked:
-            await asyncio.sleep(0.005)
-
-    def _observe(self, events: list[Any], plan: Plan) -> None:
-        metrics = self.metrics
-        for kind, count in plan.outcomes.items():
-            metrics.outcome(kind, count)
-        for applied in plan.applied:
-            if applied.outcome.kind == COUNTED:
-                call = applied.call
-                metrics.counted(call.licensee_id, call.records)
-                for envelope in applied.outcome.alerts:
-                    data = envelope["data"]
-                    metrics.fired(call.licensee_id, data["rule"], data["severity"])
-                if applied.timestamp:
-                    metrics.event_lag.observe(max(0.0, applied.timestamp - call.time.timestamp()))
-        for licensee_id, state in plan.states.items():
-            metrics.show(state, self.agreements.get(licensee_id))
-        for event in events:
-            message = event.message
-            self.lag.processed(message.partition, message.offset, message.timestamp)
-
-    def show_all(self) -> None:
-        """Set every licensee's gauges from the table (after a restart they would be missing)."""
-        for licensee_id in list(self.table.keys()):
-            self.metrics.show(self.cache.get(licensee_id), self.agreements.get(licensee_id))
-
-    async def _on_rebalanced(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        # Sent once the table is recovered for the new assignment. Before the agent is ready the
-        # agreements may be unknown; the agent shows the table itself when it starts.
-        self.stalls.reset()
-        # A new assignment: each input partition starts again at the group's committed offset.
-        self.gate.reset()
-        if self.health.ready.is_set():
-            self.show_all()
-
-    async def check_stalls(self) -> None:
-        """Seek an input partition back whose position stopped short of its end (see stall.py)."""
-        app, table = self.app, self.table
-        if not self.health.ready.is_set() or app.rebalancing or table.unacked or table.failure():
-            return  # not started, moving partitions, waiting for acks, or must restart anyway
-        consumer = cast(Any, app.consumer)
-        tps = {tp.partition: tp for tp in consumer.assignment() if tp.topic == self.settings.input_topic}
-        unknown = [tp for tp in tps.values() if consumer.highwater(tp) is None]
-        ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
-        sequencer = self.gate.sequencer
-        views = [
-            PartitionView(
-                partition,
-                # Before its first record the position is unknown: faust's view of the committed offset.
-                _first(sequencer.position(partition), consumer._committed_offset.get(tp)),
-                consumer.highwater(tp) if tp not in ends else ends[tp],
-                sequencer.position(partition),
-            )
-            for partition, tp in sorted(tps.items())
-        ]
-        for partition in self.stalls.observe(views):
-            await self.gate.unstick(tps[partition])
-
-    def _pending(self, next_offsets: dict[int, int]) -> bool:
-        consumer = self.app.consumer
-        for tp in consumer.assignment():
-            if tp.topic != self.settings.input_topic or tp.partition not in next_offsets:
-                continue
-            if (consumer.highwater(tp) or 0) > next_offsets[tp.partition]:
-                return True
-        return False
-
-
-def _first(*values: int | None) -> int | None:
-    return next((v for v in values if v is not None), None)
+    sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)
+    sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(clock.now().timestamp() * 1000))
+    sdf.to_topic(lambda value, key, timestamp, headers: outputs[value.topic], key=lambda value: value.key)

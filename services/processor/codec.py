@@ -69,3 +69,26 @@ def dead_letter(
         "detected_at": format_time(detected_at),
     }
     return dumps(record)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One input message as the deserializer read it: the raw payload and the call, or why not."""
+
+    payload: bytes
+    call: ApiCall | Invalid
+
+
+def read_message(payload: bytes | None) -> Incoming:
+    """Decode one input message; never raises (a bad message becomes Invalid, then a dead letter)."""
+    return Incoming(payload or b"", decode_call(payload))
+
+
+def check_key(incoming: Incoming, key: bytes | None) -> Incoming:
+    """Refuse a call keyed other than by its licensee_id."""
+    call = incoming.call
+    if isinstance(call, ApiCall) and (key or b"") != call.licensee_id.encode():
+        # State lives in the partition of the licensee's key; a call keyed otherwise would split it.
+        problems = [{"field": "(key)", "reason": "must equal data.licensee_id"}]
+        return Incoming(incoming.payload, Invalid("invalid: key is not the licensee_id", problems))
+    return incoming

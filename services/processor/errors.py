@@ -9,3 +9,7 @@ class ProcessorError(TollgateError):
 
 class AgreementsNotReady(ProcessorError):
     """The agreements topic could not be read to its end in time."""
+
+
+class PoisonRecord(ProcessorError):
+    """A record whose processing raised twice; it is dead-lettered instead of stopping the worker."""

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 
 class Health:
-    """Whether the worker is ready (agreements caught up, agent running) and whether it is broken."""
+    """Whether the worker is ready (agreements caught up, app running) and whether it is broken."""
 
     def __init__(self) -> None:
         self.ready = threading.Event()
@@ -31,7 +31,11 @@ class Health:
 
 
 def serve(
-    port: int, registry: CollectorRegistry, health: Health, addr: str = "127.0.0.1"
+    port: int,
+    registry: CollectorRegistry,
+    health: Health,
+    addr: str = "127.0.0.1",
+    before_scrape: Callable[[], None] = lambda: None,
 ) -> ThreadingHTTPServer:
     """Serve the three endpoints from a daemon thread; return the server (call `shutdown()` to stop)."""
 
@@ -39,6 +43,7 @@ def serve(
         def do_GET(self) -> None:  # http.server dispatches to this name
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
+                before_scrape()
                 self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 self._answer(*health.liveness())

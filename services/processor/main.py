@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import faust
-
+from services.processor.agreements_view import AgreementsView
 from services.processor.app import bootstrap
 from services.processor.health import Health, serve
 from services.processor.metrics import ProcessorMetrics
@@ -15,19 +14,35 @@ from services.processor.settings import ProcessorSettings
 log = logging.getLogger(__name__)
 
 
+def agreements_reader(settings: ProcessorSettings) -> AgreementsView:
+    """The group-less agreements view over kafka-python, with the worker's TLS/SASL options."""
+
+    def consumer() -> object:
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            **settings.kafka_security.kafka_python(),
+        )
+
+    return AgreementsView(consumer, settings.agreements_topic)
+
+
 def run(environ: Mapping[str, str]) -> None:
-    """Run a worker until it is told to stop (mode's Worker turns SIGTERM into a graceful shutdown)."""
+    """Run a worker until it is told to stop (quix turns SIGTERM into a graceful stop with a commit)."""
     settings = ProcessorSettings.from_env(environ)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = ProcessorMetrics(settings.metrics_max_licensees)
     health = Health()
-    serve(settings.metrics_port, metrics.registry, health)
+    serve(settings.metrics_port, metrics.registry, health, before_scrape=metrics.prepare)
     log.info(
         "processor %s: /metrics, /healthz, /readyz on 127.0.0.1:%d, kafka %s",
         settings.app_id,
         settings.metrics_port,
         settings.kafka_bootstrap,
     )
-    app = bootstrap(settings, metrics, health=health)
-    worker = faust.Worker(app, loglevel=settings.loglevel, override_logging=False)
-    worker.execute_from_commandline()
+    bootstrap(settings, metrics, agreements_reader(settings), health=health).run()

@@ -7,17 +7,15 @@ Label children are cached per licensee: `labels()` costs a lock and a dict looku
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.core.agreements import Agreement
-from services.processor.domain import windows
 from services.processor.domain.rules import RULES
-from services.processor.domain.state import LicenseeState
+from services.processor.domain.step import Counts
 
 OTHER = "_other"
 LIMITS = ("calls_per_month", "records_per_month", "calls_per_minute")
@@ -33,6 +31,11 @@ class _Licensee:
     ratio: dict[str, Any]
     active: dict[str, Any]
     violations: dict[str, Any] = field(default_factory=dict)
+    # The latest month (YYYY-MM) the active-violation gauges describe.
+    month: str = ""
+
+
+
 
 
 class ProcessorMetrics:
@@ -43,6 +46,7 @@ class ProcessorMetrics:
         self.max_licensees = max_licensees
         self._children: dict[str, _Licensee] = {}
         self._outcomes: dict[str, Any] = {}
+        self._hooks: list[Callable[[], None]] = []
         self.events = Counter(
             "tollgate_processor_events_total", "Input events by outcome", ["outcome"], registry=r
         )
@@ -106,26 +110,42 @@ class ProcessorMetrics:
         child.calls.inc()
         child.records.inc(records)
 
-    def show(self, state: LicenseeState, agreement: Agreement | None) -> None:
-        """Set the licensee's latest-window gauges from its state."""
-        if state.high_watermark is None:
-            return
-        child = self._child(state.licensee_id)
-        latest = windows.from_epoch(state.high_watermark)
+    def show(self, licensee_id: str, agreement: Agreement | None, usage: Counts) -> None:
+        """Set the licensee's latest-window gauges after one of its calls was counted."""
+        child = self._child(licensee_id)
         if agreement is not None:
-            month = state.months.get(windows.month_key(latest))
             limits = agreement.limits
-            minute = state.minutes.get(windows.minute_index(latest), 0)
             for name, observed, limit in (
-                ("calls_per_month", month.calls if month else 0, limits.calls_per_month),
-                ("records_per_month", month.records if month else 0, limits.records_per_month),
-                ("calls_per_minute", minute, limits.calls_per_minute),
+                ("calls_per_month", usage.month_calls, limits.calls_per_month),
+                ("records_per_month", usage.month_records, limits.records_per_month),
+                ("calls_per_minute", usage.minute_calls, limits.calls_per_minute),
             ):
                 child.ratio[name].set(observed / limit if limit else 0.0)
-        start = windows.month_window(latest)[0].timestamp()
-        active = {f.rule for f in state.fired.values() if f.window_start >= start}
-        for rule, gauge in child.active.items():
-            gauge.set(1 if rule in active else 0)
+        if usage.month != child.month:
+            # A new latest month: its alerts are not fired yet.
+            child.month = usage.month
+            for gauge in child.active.values():
+                gauge.set(0)
+
+    def activate(self, licensee_id: str, rule: str, month: str) -> None:
+        """Mark a rule as violated in the licensee's latest month."""
+        child = self._child(licensee_id)
+        if month >= child.month:
+            child.month = month
+            child.active[rule].set(1)
+
+    def forget(self, licensee_ids: Iterable[str]) -> None:
+        """Drop the gauges of licensees whose partitions moved to another worker."""
+        for licensee_id in licensee_ids:
+            child = self._children.get(licensee_id)
+            if child is None:
+                continue
+            for name in LIMITS:
+                self.ratio.remove(licensee_id, name)
+            for rule in RULES:
+                self.active.remove(licensee_id, rule)
+            child.ratio, child.active = {}, {}
+            del self._children[licensee_id]
 
     def fired(self, licensee_id: str, rule: str, severity: str) -> None:
         """Count one newly fired alert."""
@@ -136,31 +156,40 @@ class ProcessorMetrics:
         violations.inc()
         self.alerts.labels(rule, severity).inc()
 
-    def lag_from(self, tracker: LagTracker) -> None:
+    def before_scrape(self, hook: Callable[[], None]) -> None:
+        """Run `hook` before each scrape (it applies the committed checkpoints' increments)."""
+        self._hooks.append(hook)
+
+    def prepare(self) -> None:
+        """Run the before-scrape hooks."""
+        for hook in self._hooks:
+            hook()
+
+    def lag_from(self, seconds: Callable[[], float]) -> None:
         """Compute the processing lag when scraped (a stored value would freeze at the last record)."""
-        self.lag.set_function(tracker.seconds)
+        self.lag.set_function(seconds)
 
 
-class LagTracker:
-    """How far behind the input the worker is, computed on demand."""
+class LagClock:
+    """How far behind its input the worker is: wall clock minus the Kafka timestamp of the last record,
+    while records keep coming; 0 once the worker has had nothing to handle for `idle_after` seconds."""
 
-    def __init__(self, pending: Callable[[dict[int, int]], bool] | None = None) -> None:
-        self.pending = pending
-        self.last_timestamp: float | None = None
-        self.next_offsets: dict[int, int] = {}
+    def __init__(self, now: Callable[[], float], idle_after: float = 2.0) -> None:
+        self.now = now
+        self.idle_after = idle_after
+        self.kafka_timestamp: float | None = None
+        self.handled_at: float | None = None
 
-    def processed(self, partition: int, offset: int, timestamp: float | None) -> None:
-        """Note the last record handled on a partition."""
-        self.next_offsets[partition] = offset + 1
-        if timestamp:
-            self.last_timestamp = timestamp
+    def handled(self, kafka_timestamp_ms: int) -> None:
+        """Note that a record with this Kafka timestamp was just handled."""
+        self.kafka_timestamp = kafka_timestamp_ms / 1000
+        self.handled_at = self.now()
 
     def seconds(self) -> float:
-        """0 when nothing is pending, else wall clock minus the Kafka timestamp of the last record."""
-        if self.last_timestamp is None:
+        """The lag in seconds, computed when scraped."""
+        if self.kafka_timestamp is None or self.handled_at is None:
             return 0.0
-        try:
-            behind = self.pending is None or self.pending(dict(self.next_offsets))
-        except Exception:  # a scrape must not fail because the consumer is rebalancing
-            behind = True
-        return max(0.0, time.time() - self.last_timestamp) if behind else 0.0
+        now = self.now()
+        if now - self.handled_at > self.idle_after:
+            return 0.0
+        return max(0.0, now - self.kafka_timestamp)

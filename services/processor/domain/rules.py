@@ -16,7 +16,6 @@ from datetime import datetime
 
 from services.core.agreements import Agreement
 from services.core.events import AlertRaised, ApiCall
-from services.processor.domain.state import MonthUsage
 
 WARNING, CRITICAL = "warning", "critical"
 VOLUME_LEVELS = (("volume.warning", WARNING), ("volume.breach", CRITICAL), ("volume.severe", CRITICAL))
@@ -29,6 +28,14 @@ RULES = (
     "government.unnotified",
     "agreement.missing",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MonthUsage:
+    """Counted calls and records of one licensee in one calendar month (UTC)."""
+
+    calls: int
+    records: int
 
 
 @dataclass(frozen=True, slots=True)

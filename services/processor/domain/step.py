@@ -1,12 +1,19 @@
-"""One step of the processor: apply one call at one input position to a licensee's state.
+"""One step of the processor: decide what one call does to its licensee's keyed state.
 
-Exactness recipe (see README "Exactly once in effect"):
-- a position at or before `last_offset` of its partition is a REPLAY after a crash: nothing is counted
-  again, but the outputs that position produced (billable delta, alerts fired there) are emitted again;
-- a known event key at another position is a DUPLICATE: nothing is counted, its billable delta (same
-  usage_id) is emitted again so a sink that missed it still gets it;
-- an event more than `lateness` behind the licensee's event-time high-watermark is LATE (to the DLQ).
-Sinks dedupe by usage_id and alert_id, so re-emission is harmless.
+Pure: the step reads through the `StateReader` port and returns the writes it wants; the edge applies
+them only after the whole decision was made, so a call whose decision raises leaves no trace.
+
+Exactness (README "Exactly once"): the edge runs inside a Kafka transaction that holds the state
+changelog, the outputs and the input offsets together, so a crash re-reads calls whose effects were
+all aborted. Within the dedupe horizon a known `source` + `id` counts once, at any volume: each key
+is its own state entry, expiring by event time.
+
+Time bounds, in this order:
+- an event time beyond the processor's clock plus `max_lead`, or older than the clock minus `max_age`,
+  is refused (DLQ): no single record moves the stream time past the clock plus the lead;
+- an event more than `lateness` behind the partition's stream time (the latest accepted event time of
+  its input partition, as in Kafka Streams) is LATE (DLQ). The dedupe entries live `dedupe_horizon`
+  (>= lateness) past their event time, so every call that is not late still finds its key.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.core.agreements import Agreement
-from services.core.events import ApiCall, UsageRecorded
+from services.core.events import AlertRaised, ApiCall, UsageRecorded
 from services.processor.domain import dedupe, windows
-from services.processor.domain.rules import Context, evaluate
-from services.processor.domain.state import FiredAlert, LicenseeState
+from services.processor.domain.rules import Context, MonthUsage, evaluate
+from services.processor.domain.store import StateReader, Write
 
-COUNTED, DUPLICATE, REPLAYED, LATE = "counted", "duplicate", "replayed", "late"
+COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS = "counted", "duplicate", "late", "out_of_bounds"
+# Expiry a second past the bound: the store drops a value once the high-water *reaches* its expiry.
+_MARGIN = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,28 +39,70 @@ class Policy:
 
     lateness: timedelta = timedelta(days=7)
     dedupe_horizon: timedelta = timedelta(days=7)
-    dedupe_cap: int = 10_000
-    # Keys this close behind their partition's last handled offset outlive the horizon (see dedupe.py).
-    replay_window: int = 100_000
+    max_age: timedelta = timedelta(days=400)
+    max_lead: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
-class Position:
-    """Where a call sits in the input topic."""
+class Counts:
+    """The licensee's latest counts after a counted call (what the gauges show)."""
 
-    partition: int
-    offset: int
+    month: str
+    month_calls: int
+    month_records: int
+    minute_calls: int
 
 
 @dataclass(slots=True)
-class Outcome:
-    """What one step decided and what must be sent."""
+class Decision:
+    """What one step decided: its outcome, the state to write and what to emit."""
 
     kind: str
+    event_time: float
+    writes: list[Write] = field(default_factory=list)
     usage: UsageRecorded | None = None
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    new_alerts: int = 0
+    alerts: list[AlertRaised] = field(default_factory=list)
     reason: str = ""
+    # The partition's new stream time, when this call moved it forward.
+    stream_time: float | None = None
+    counts: Counts | None = None
+
+
+def out_of_bounds(event_time: float, now: datetime, policy: Policy) -> str:
+    """Why an event time lies outside what the processor accepts, or ''."""
+    clock = now.timestamp()
+    if event_time > clock + policy.max_lead.total_seconds():
+        return f"out_of_bounds: event time more than {policy.max_lead} ahead of the processor's clock"
+    if event_time < clock - policy.max_age.total_seconds():
+        return f"out_of_bounds: event time more than {policy.max_age} before the processor's clock"
+    return ""
+
+
+def decide(
+    call: ApiCall,
+    state: StateReader,
+    stream_time: float | None,
+    agreement: Agreement | None,
+    now: datetime,
+    policy: Policy,
+) -> Decision:
+    """Decide `call` against its licensee's state and the partition's stream time."""
+    event_time = windows.epoch(call.time)
+    reason = out_of_bounds(event_time, now, policy)
+    if reason:
+        return Decision(OUT_OF_BOUNDS, event_time, reason=reason)
+    lateness = policy.lateness.total_seconds()
+    if stream_time is not None and event_time < stream_time - lateness:
+        return Decision(LATE, event_time, reason=f"late: more than {policy.lateness} behind stream time")
+    moved = event_time if stream_time is None or event_time > stream_time else None
+    key = "d:" + dedupe.digest(call.key)
+    if state.get(key) is not None:
+        return Decision(DUPLICATE, event_time, stream_time=moved)
+    decision = Decision(COUNTED, event_time, usage=billable(call), stream_time=moved)
+    horizon = policy.dedupe_horizon.total_seconds()
+    decision.writes.append(Write(key, int(event_time), event_time + horizon + _MARGIN))
+    _count(decision, call, state, agreement, now, lateness)
+    return decision
 
 
 def billable(call: ApiCall) -> UsageRecorded:
@@ -60,96 +111,41 @@ def billable(call: ApiCall) -> UsageRecorded:
     return UsageRecorded.for_call(call, start, end)
 
 
-def apply(
-    state: LicenseeState,
+def _count(
+    decision: Decision,
     call: ApiCall,
-    at: Position,
+    state: StateReader,
     agreement: Agreement | None,
     now: datetime,
-    policy: Policy,
-) -> Outcome:
-    """Apply `call`, read at `at`, to `state` (mutated in place) and say what to emit."""
-    key = dedupe.digest(call.key)
-    if at.offset <= state.last_offset.get(at.partition, -1):
-        return _replay(state, call, key, at)
-    state.last_offset[at.partition] = at.offset
-    event_time = windows.epoch(call.time)
-    hwm = state.high_watermark
-    if hwm is not None and event_time < hwm - policy.lateness.total_seconds():
-        return Outcome(LATE, reason=f"late: more than {policy.lateness} behind the licensee's event time")
-    if key in state.seen:
-        return Outcome(DUPLICATE, usage=billable(call))
-    outcome = _count(state, call, key, at, agreement, now)
-    state.high_watermark = event_time if hwm is None else max(hwm, event_time)
-    # Pruning scans the state, so do it when the watermark enters a new minute or the cap is passed.
-    if (
-        hwm is None
-        or event_time // windows.MINUTE > hwm // windows.MINUTE
-        or len(state.seen) > policy.dedupe_cap
-    ):
-        prune(state, policy)
-    return outcome
-
-
-def _replay(state: LicenseeState, call: ApiCall, key: str, at: Position) -> Outcome:
-    if key not in state.seen:
-        # Not remembered: it was late the first time (or evicted by the cap, or re-read from further back
-        # than the replay window), so it goes where it went.
-        return Outcome(REPLAYED, reason="late: replayed event that was not counted")
-    alerts = [
-        f.envelope for f in state.fired.values() if (f.partition, f.offset) == (at.partition, at.offset)
-    ]
-    return Outcome(REPLAYED, usage=billable(call), alerts=alerts)
-
-
-def _count(
-    state: LicenseeState, call: ApiCall, key: str, at: Position, agreement: Agreement | None, now: datetime
-) -> Outcome:
-    month = state.month(windows.month_key(call.time))
-    month.add(call.app_id, call.records)
+    lateness: float,
+) -> None:
+    month_key = windows.month_key(call.time)
+    month_window = windows.month_window(call.time)
+    month_expiry = month_window[1].timestamp() + lateness + _MARGIN
+    calls, records = _add(decision, state, f"m:{month_key}", call.records, month_expiry)
+    _add(decision, state, f"p:{month_key}:{call.app_id}", call.records, month_expiry)
     minute = windows.minute_index(call.time)
-    state.minutes[minute] = state.minutes.get(minute, 0) + 1
-    dedupe.remember(state.seen, key, at.partition, at.offset, windows.epoch(call.time))
-    ctx = Context(
-        call,
-        agreement,
-        month,
-        windows.month_window(call.time),
-        state.minutes[minute],
-        windows.minute_window(minute),
-        now,
+    minute_window = windows.minute_window(minute)
+    minute_calls, _ = _add(
+        decision, state, f"n:{minute}", 0, minute_window[1].timestamp() + lateness + _MARGIN
     )
-    outcome = Outcome(COUNTED, usage=billable(call))
+    decision.counts = Counts(month_key, calls, records, minute_calls)
+    ctx = Context(
+        call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now
+    )
     for alert in evaluate(ctx):
-        if alert.alert_id in state.fired:
-            continue
-        envelope = alert.to_cloudevent()
-        state.fired[alert.alert_id] = FiredAlert(
-            alert.rule,
-            windows.epoch(alert.window_start),
-            windows.epoch(alert.window_end),
-            at.partition,
-            at.offset,
-            envelope,
-        )
-        outcome.alerts.append(envelope)
-        outcome.new_alerts += 1
-    return outcome
+        fired = "f:" + alert.alert_id
+        if state.get(fired) is None and all(a.alert_id != alert.alert_id for a in decision.alerts):
+            decision.alerts.append(alert)
+            expiry = alert.window_end.timestamp() + lateness + _MARGIN
+            decision.writes.append(Write(fired, 1, expiry))
 
 
-def prune(state: LicenseeState, policy: Policy) -> None:
-    """Forget windows no late event can reach any more, and dedupe keys past the horizon or cap."""
-    if state.high_watermark is None:
-        return
-    oldest = state.high_watermark - policy.lateness.total_seconds()
-    oldest_minute = int(oldest // windows.MINUTE)
-    for minute in [m for m in state.minutes if m < oldest_minute]:
-        del state.minutes[minute]
-    oldest_month = windows.month_key(windows.from_epoch(oldest))
-    for month in [m for m in state.months if m < oldest_month]:
-        del state.months[month]
-    for alert_id in [a for a, f in state.fired.items() if f.window_end <= oldest]:
-        del state.fired[alert_id]
-    horizon = state.high_watermark - policy.dedupe_horizon.total_seconds()
-    keep_from = {p: last - policy.replay_window for p, last in state.last_offset.items()}
-    state.evicted += dedupe.forget_older_than(state.seen, horizon, policy.dedupe_cap, keep_from)
+def _add(
+    decision: Decision, state: StateReader, key: str, records: int, expires_at: float
+) -> tuple[int, int]:
+    """Add one call (and its records) to the counter at `key`; return the new totals."""
+    current: Any = state.get(key) or (0, 0)
+    totals = (int(current[0]) + 1, int(current[1]) + records)
+    decision.writes.append(Write(key, list(totals), expires_at))
+    return totals

@@ -168,6 +168,7 @@ def read_all(broker: str, topic: str, idle_seconds: float = 2.0) -> list[dict[st
         bootstrap_servers=broker,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",
         consumer_timeout_ms=int(idle_seconds * 1000),
     )
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -226,7 +227,7 @@ class Worker:
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until the worker caught up with the agreements and started its agent."""
         wait_until(
-            lambda: "commit guard installed" in self.log() or self.process.poll() is not None,
+            lambda: "processor ready" in self.log() or self.process.poll() is not None,
             timeout,
             "the worker to start",
         )

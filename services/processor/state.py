@@ -1,0 +1,56 @@
+"""The real side of the domain's state port: quix-streams' RocksDB state, one prefix per licensee.
+
+Every write is a `state.set(key, value, ttl=...)`; quix stamps it with the record's event time plus
+the ttl, drops it from reads once the partition's event-time high-water reaches that stamp, and sweeps
+it from RocksDB and the changelog in bounded batches, so expiry costs what expires. A checkpoint
+flushes only the keys its records touched.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from services.processor.domain.store import Write
+
+STREAM_TIME = "stream_time"
+# The per-partition state lives under its own prefix, apart from every licensee's keys.
+PARTITION_PREFIX = b"\x00partition"
+
+
+class LicenseeState:
+    """A licensee's quix `State`, read by the domain and written after its decision."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def get(self, key: str) -> Any:
+        """The live value of `key`, or None."""
+        return self.state.get(key)
+
+    def apply(self, writes: list[Write], event_time: float) -> None:
+        """Store each write with the ttl that makes it expire at its `expires_at`."""
+        for write in writes:
+            # At least 1 ms: quix fails the whole transaction on a ttl that is not positive.
+            ttl = timedelta(milliseconds=max(1, int((write.expires_at - event_time) * 1000)))
+            self.state.set(write.key, write.value, ttl=ttl)
+
+
+class PartitionState:
+    """The input partition's stream time, kept in the same store transaction as the licensees' keys."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def stream_time(self) -> float | None:
+        """The latest accepted event time of the partition (epoch seconds), if any."""
+        value = self.state.get(STREAM_TIME)
+        return None if value is None else float(value)
+
+    def advance(self, event_time: float) -> None:
+        """Move the stream time forward (never back)."""
+        self.state.set(STREAM_TIME, event_time)
