@@ -16,11 +16,10 @@ import os
 import random
 import shutil
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 import orjson
+from senders import Senders, SendReport, batches
 
 from services.core import topics
 from services.core.agreements import Agreement, load_agreements, parse_agreement
@@ -52,7 +52,6 @@ MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 # flight, so an event re-sent after a fault is never more than the processor's 7-day lateness behind.
 SPAN = timedelta(days=30)
 BURST_START = MONTH_START + timedelta(days=2, hours=10, minutes=15)
-BATCH = 200
 PROCESSOR_GROUP = "tollgate-processor"
 RESULTS_PATH = REPO_ROOT / "bench-results" / "chaos.md"
 OMNISOFT_APPS = ("omni-search", "omni-ads", "omni-news", "omni-assist", "omni-social", "omni-cloud")
@@ -122,11 +121,6 @@ def chaos_calls(seed: int = 7, scale: float = 1.0) -> list[ApiCall]:
     add("oldco", n(400), lambda i: "oldco-archive", 5, lambda i: "oldco-newsroom")
     add("ghost", n(200), lambda i: "ghost-app", 3, lambda i: "ghost-org")
     return sorted(calls, key=lambda c: (c.time, c.source, c.event_id))
-
-
-def event_key(event: Mapping[str, Any]) -> tuple[str, str]:
-    """An event's identity: (source, id)."""
-    return (str(event["source"]), str(event["id"]))
 
 
 @dataclass(frozen=True)
@@ -261,9 +255,8 @@ class Deployment:
         """kill -9 one service: no shutdown hook runs."""
         self.launcher.kill(key)
 
-    def kill_and_restart(self, key: str) -> None:
-        """kill -9 one service and start it again at once."""
-        self.kill(key)
+    def restart(self, key: str) -> None:
+        """Start a killed service again (same data dir)."""
         self.start_service(key)
         self.restarts[key] += 1
 
@@ -295,6 +288,22 @@ class Deployment:
         try:
             with psycopg.connect(self.info.database_url, connect_timeout=3) as conn:
                 row = conn.execute("SELECT count(*) FROM usage_entries").fetchone()
+        except psycopg.Error:
+            return 0
+        return int(row[0]) if row else 0
+
+    def ledger_rows_of(self, batch: Sequence[Mapping[str, Any]]) -> int:
+        """How many events of `batch` the ledger holds a row for now (0 while PostgreSQL is down)."""
+        import psycopg
+
+        ids = [str(event["id"]) for event in batch]
+        try:
+            with psycopg.connect(self.info.database_url, connect_timeout=3) as conn:
+                row = conn.execute(
+                    "SELECT count(DISTINCT source_event_id) FROM usage_entries"
+                    " WHERE source_event_id = ANY(%s)",
+                    (ids,),
+                ).fetchone()
         except psycopg.Error:
             return 0
         return int(row[0]) if row else 0
@@ -345,199 +354,6 @@ def deployment(label: str, calls: Sequence[ApiCall], agreements: Sequence[Agreem
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Senders that behave like a real client
-
-
-@dataclass
-class SendReport:
-    """What the senders saw."""
-
-    accepted: set[tuple[str, str]] = field(default_factory=set)
-    requests: int = 0
-    answered_202: int = 0
-    answered_503: int = 0
-    transport_errors: int = 0
-    other: Counter[int] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def failures(self) -> int:
-        """Requests that did not get a 202."""
-        return self.requests - self.answered_202
-
-
-class Senders:
-    """Concurrent HTTP senders posting batches until each gets a 202, as a real gateway would.
-
-    A request that fails (connection refused or reset, timeout, 503) is retried, honouring Retry-After,
-    against wherever ingest listens now, until `give_up` seconds have passed. Like a client with a bounded
-    in-flight window, a sender starts batch k only once every batch before k - `window` was taken, so
-    retries reorder events by a few batches at most (well within the processor's lateness).
-    """
-
-    def __init__(
-        self,
-        url: Callable[[], str],
-        token: str,
-        concurrency: int = 4,
-        timeout: float = 10.0,
-        give_up: float = 240.0,
-        window: int | None = None,
-        rate: float | None = None,
-    ) -> None:
-        self.url = url
-        self.rate = rate
-        self._next_at = 0.0
-        self.token = token
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.give_up = give_up
-        self.window = window or concurrency
-        self.report = SendReport()
-        self._threads: list[threading.Thread] = []
-        self._batches: list[list[dict[str, Any]]] = []
-        self._delay: Callable[[int], float] | None = None
-        self._cond = threading.Condition()
-        self._next = 0
-        self._low = 0
-        self._done: list[bool] = []
-        self._started = 0.0
-
-    def start(self, batches: Iterable[Sequence[dict[str, Any]]], delay: Callable[[int], float] | None = None
-              ) -> Senders:
-        """Send each batch (in order, `concurrency` at a time) from background threads; `delay(k)` is a
-        pause before batch k (a client's back-off before a retry)."""
-        self._batches = [list(batch) for batch in batches]
-        self._done = [False] * len(self._batches)
-        self._delay = delay
-        self._started = time.monotonic()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"sender-{n}", daemon=True)
-            for n in range(self.concurrency)
-        ]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    @property
-    def batch_count(self) -> int:
-        """How many batches there are to send."""
-        return len(self._batches)
-
-    @property
-    def batches_taken(self) -> int:
-        """How many batches got their 202 so far."""
-        with self._cond:
-            return sum(self._done)
-
-    def join(self, timeout: float | None = None) -> SendReport:
-        """Wait until every batch got its 202 (or a sender gave up); return the report."""
-        deadline = time.monotonic() + (timeout if timeout is not None else self.give_up + 30)
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in self._threads):
-            self.report.errors.append("senders still running at the deadline")
-        self.report.seconds = time.monotonic() - self._started
-        return self.report
-
-    def _take(self) -> int | None:
-        with self._cond:
-            while self._next < len(self._batches):
-                if self._next < self._low + self.window:
-                    self._next += 1
-                    return self._next - 1
-                self._cond.wait(0.5)
-            return None
-
-    def _finish(self, number: int) -> None:
-        with self._cond:
-            self._done[number] = True
-            while self._low < len(self._done) and self._done[self._low]:
-                self._low += 1
-            self._cond.notify_all()
-
-    def _pace(self, events: int) -> None:
-        """Keep the senders, all together, at `rate` events a second (first attempts only)."""
-        if not self.rate:
-            return
-        with self._cond:
-            now = time.monotonic()
-            at = max(now, self._next_at)
-            self._next_at = at + events / self.rate
-        if at > now:
-            time.sleep(at - now)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=self.timeout, headers={"Authorization": f"Bearer {self.token}"}) as client:
-            while (number := self._take()) is not None:
-                if self._delay is not None and (wait := self._delay(number)) > 0:
-                    time.sleep(wait)  # the client's own back-off before a retry, part of the scenario
-                self._pace(len(self._batches[number]))
-                try:
-                    self._post_until_taken(client, self._batches[number])
-                except Exception as exc:  # a sender must report, never die silently
-                    with self.report.lock:
-                        self.report.errors.append(f"batch {number}: {exc!r}")
-                finally:
-                    self._finish(number)
-
-    def deliver(self, client: httpx.Client, batch: list[dict[str, Any]]) -> None:
-        """Post one batch now, retrying until it is taken (for callers that pace themselves)."""
-        self._post_until_taken(client, batch)
-
-    def _post_until_taken(self, client: httpx.Client, batch: list[dict[str, Any]]) -> None:
-        body = orjson.dumps(batch)
-        deadline = time.monotonic() + self.give_up
-        attempt = 0
-        while True:
-            status, retry_after = self._post(client, body)
-            if status == 202:
-                with self.report.lock:
-                    self.report.accepted.update(event_key(e) for e in batch)
-                return
-            if status not in (0, 503):
-                raise RuntimeError(f"ingest answered {status}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no 202 after {self.give_up:.0f}s")
-            attempt += 1
-            time.sleep(retry_after if retry_after is not None else min(2.0, 0.1 * 2**attempt))
-
-    def _post(self, client: httpx.Client, body: bytes) -> tuple[int, float | None]:
-        url = self.url()
-        with self.report.lock:
-            self.report.requests += 1
-        if not url:
-            with self.report.lock:
-                self.report.transport_errors += 1
-            return 0, None
-        try:
-            response = client.post(
-                f"{url}/v1/events", content=body,
-                headers={"Content-Type": "application/cloudevents-batch+json"},
-            )
-        except httpx.TransportError:
-            with self.report.lock:
-                self.report.transport_errors += 1
-            return 0, None
-        with self.report.lock:
-            if response.status_code == 202:
-                self.report.answered_202 += 1
-            elif response.status_code == 503:
-                self.report.answered_503 += 1
-            else:
-                self.report.other[response.status_code] += 1
-        header = response.headers.get("Retry-After", "")
-        return response.status_code, float(header) if header.strip().isdigit() else None
-
-
-def batches(events: Sequence[dict[str, Any]], size: int = BATCH) -> list[list[dict[str, Any]]]:
-    """`events` cut into batches of `size`, in order."""
-    return [list(events[i : i + size]) for i in range(0, len(events), size)]
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Waiting and observing
 
 
@@ -553,6 +369,18 @@ def wait_for(
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described}")
         time.sleep(interval)
     return time.monotonic() - started
+
+
+def holds_within(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> bool:
+    """Poll `condition` for at most `timeout` seconds; whether it came true. For a fault that lasts until
+    it hit the load: the caller goes on either way and its test asserts the hit, so the check can fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            log.warning("gave up after %.0fs waiting for %s", timeout, what)
+            return False
+        time.sleep(interval)
+    return True
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -864,31 +692,24 @@ class FaultRun:
 
 
 Fault = Callable[[Deployment, Senders, dict[str, Any]], None]
+BeforeSend = Callable[[Deployment, int], None]
+HOLD_AT = 0.6  # no batch past this share of the load goes out before the fault has been placed
 
 
-def run_fault(
-    name: str,
-    label: str,
-    fault: Fault,
-    sends: Sequence[tuple[list[dict[str, Any]], float]] | None = None,
-) -> FaultRun:
+def run_fault(name: str, label: str, fault: Fault, sends: Sequence[list[dict[str, Any]]] | None = None,
+              before_send: BeforeSend | None = None) -> FaultRun:
     """On a private stack: send the scenario (batches of 200, four senders, paced), inject `fault` while
     it flows, wait until everything settled, compare with the expectation, and record a results row.
     `fault` gets the deployment, the senders and a dict to put facts in (for the notes and asserts);
-    `sends` replaces the batches by (batch, pause before sending it) pairs."""
+    `sends` replaces the batches, and `before_send(deployed, k)` runs before the k-th send."""
     chosen = scenario()
     facts: dict[str, Any] = {}
     with deployment(label, chosen.calls, chosen.agreements) as deployed:
         try:
             started = time.monotonic()
-            senders = Senders(deployed.ingest_url, deployed.tokens["ingest"], rate=SEND_RATE)
-            plan = sends if sends is not None else [(batch, 0.0) for batch in batches(chosen.events)]
-            senders.start([batch for batch, _ in plan], lambda number: plan[number][1])
-            fault(deployed, senders, facts)
-            report = senders.join()
+            plan = sends if sends is not None else batches(chosen.events)
+            report = _send_with_fault(deployed, plan, fault, facts, before_send)
             facts["failed_requests"] = report.failures
-            if report.answered_503:
-                facts["answered_503"] = report.answered_503
             facts["settle_seconds"] = round(wait_until_settled(deployed, chosen.expected.count), 1)
             seconds = time.monotonic() - started
             seen = observe(deployed, chosen.expected.usage)
@@ -904,7 +725,29 @@ def run_fault(
     return FaultRun(chosen, report, seen, verdict, seconds, facts)
 
 
-NOTE_FACTS = ("at", "down_seconds", "answered_503", "failed_requests", "copies")
+def _send_with_fault(deployed: Deployment, plan: Sequence[list[dict[str, Any]]], fault: Fault,
+                     facts: dict[str, Any], before_send: BeforeSend | None) -> SendReport:
+    """Send `plan` while `fault` runs. The last batches wait until the fault releases them (or returns),
+    so a fault that waits for progress meets a load still to send on a fast machine and on a slow one."""
+    senders = Senders(deployed.ingest_url, deployed.tokens["ingest"], rate=SEND_RATE)
+    hook = None if before_send is None else functools.partial(before_send, deployed)
+    senders.start(plan, hook, hold_at=fraction_of(len(plan), HOLD_AT))
+    try:
+        fault(deployed, senders, facts)
+    finally:
+        senders.release()  # a fault that failed must not leave the senders held
+    return senders.join()
+
+
+def note_fault(facts: dict[str, Any], senders: Senders, done: int, total: int, unit: str) -> None:
+    """Record where a fault hit: its own measure of progress, and the batches still to send then."""
+    facts["at"] = f"{done}/{total} {unit}, {senders.batches_unsent}/{senders.batch_count} batches unsent"
+    facts["progress_at_fault"] = done
+    facts["total"] = total
+    facts["batches_unsent"] = senders.batches_unsent
+
+
+NOTE_FACTS = ("at", "in_flight_at_kill", "down_seconds", "hits", "failed_requests", "copies")
 
 
 def fraction_of(total: int, fraction: float) -> int:
