@@ -19,6 +19,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.serializers import Deserializer, Serializer
 
 from services.core.clock import Clock, SystemClock
+from services.core.events import ApiCall
 from services.core.security import librdkafka_options
 from services.processor.agreements_view import AgreementsView
 from services.processor.codec import Incoming, Source, check_key, read_message
@@ -59,7 +60,7 @@ def event_timestamp(
         if lag is not None:
             lag.handled(timestamp)
         call = getattr(value, "call", None)
-        at = int(call.time.timestamp() * 1000) if hasattr(call, "time") else timestamp
+        at = int(call.time.timestamp() * 1000) if isinstance(call, ApiCall) else timestamp
         return max(0, min(at, int(clock.now().timestamp() * 1000) + max_lead_ms))
 
     return extract
@@ -165,10 +166,14 @@ def _pipeline(
         names, policy, agreements.get, clock, metrics, lambda *inc: tally.add(checkpoint(), *inc)
     )
 
-    def step(value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any) -> list[Emit]:
+    def step(
+        value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
+    ) -> list[Emit]:
         tally.settle()
         ctx = message_context()
-        transaction = context.checkpoint.get_store_transaction(stream_id=sdf.stream_id, partition=ctx.partition)
+        transaction = context.checkpoint.get_store_transaction(
+            stream_id=sdf.stream_id, partition=ctx.partition
+        )
         incoming = check_key(value if value is not None else read_message(None), key)
         return handler.handle(
             incoming,

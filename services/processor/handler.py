@@ -91,7 +91,9 @@ class Handler:
         # Only now, with the whole decision and its outputs built, does the record touch the state.
         if decision.stream_time is not None:
             partition.advance(decision.stream_time)
-        licensee.apply(decision.writes, record_time)
+        if not decision.reason:
+            # Dead-lettered calls never touch the licensee's state (nor quix's event-time high-water).
+            licensee.apply(decision.writes, record_time)
         self._observe(call, decision, agreement, record_time)
         return out
 
@@ -159,7 +161,12 @@ class Handler:
         return [self._dead_letter(source, f"poison: {exc}"[:500], payload, now)]
 
     def _dead_letter(
-        self, source: Source, reason: str, payload: bytes, now: datetime, problems: list[dict[str, str]] | None = None
+        self,
+        source: Source,
+        reason: str,
+        payload: bytes,
+        now: datetime,
+        problems: list[dict[str, str]] | None = None,
     ) -> Emit:
         return Emit(self.topics.dlq, source.key, dead_letter(source, reason, payload, now, problems))
 

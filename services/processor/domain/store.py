@@ -28,21 +28,44 @@ class Write:
 
 
 @dataclass
-class InMemoryState:
-    """A dict with event-time expiry, one per licensee (the in-memory side of the port)."""
+class InMemoryPartition:
+    """One input partition's state: every licensee's keys and one event-time high-water, like quix."""
 
-    values: dict[str, tuple[Any, float]] = field(default_factory=dict)
+    values: dict[tuple[str, str], tuple[Any, float]] = field(default_factory=dict)
     high_water: float | None = None
+    stream_time_value: float | None = None
+
+    def licensee(self, licensee_id: str) -> InMemoryLicensee:
+        """The view of one licensee's keys (quix: the state prefixed by the message key)."""
+        return InMemoryLicensee(self, licensee_id)
+
+    def stream_time(self) -> float | None:
+        """The partition's stream time, as the domain last set it."""
+        return self.stream_time_value
+
+    def advance(self, event_time: float) -> None:
+        """Move the stream time forward."""
+        self.stream_time_value = event_time
+
+
+@dataclass(frozen=True, slots=True)
+class InMemoryLicensee:
+    """A licensee's keys in an `InMemoryPartition` (the in-memory side of the port)."""
+
+    partition: InMemoryPartition
+    licensee_id: str
 
     def get(self, key: str) -> Any:
-        """The live value, or None once the high-water reached its expiry."""
-        found = self.values.get(key)
-        if found is None or (self.high_water is not None and found[1] <= self.high_water):
+        """The live value, or None once the partition's high-water reached its expiry."""
+        found = self.partition.values.get((self.licensee_id, key))
+        high_water = self.partition.high_water
+        if found is None or (high_water is not None and found[1] <= high_water):
             return None
         return found[0]
 
     def apply(self, writes: list[Write], event_time: float) -> None:
-        """Store `writes` for a record of `event_time` and move the high-water like quix does."""
-        self.high_water = event_time if self.high_water is None else max(self.high_water, event_time)
+        """Store `writes` for a record of `event_time`; quix moves the high-water on each access."""
+        part = self.partition
+        part.high_water = event_time if part.high_water is None else max(part.high_water, event_time)
         for write in writes:
-            self.values[write.key] = (write.value, write.expires_at)
+            part.values[(self.licensee_id, write.key)] = (write.value, write.expires_at)

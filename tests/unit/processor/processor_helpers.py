@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.core.agreements import Agreement, load_agreements
-from services.core.events import ApiCall
+from services.core.events import ApiCall, UsageRecorded
 from services.demo.scenario import AGREEMENTS_FILE
-from services.processor.domain.state import LicenseeState
-from services.processor.domain.step import Outcome, Policy, Position, apply
+from services.processor.domain.simulate import Simulation
+from services.processor.domain.step import Decision, Policy
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
+# The processor's clock in these tests: after the October scenario, within its bounds.
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
@@ -53,32 +54,44 @@ def with_limits(agreement: Agreement, **limits: Any) -> Agreement:
     return replace(agreement, limits=replace(agreement.limits, **limits))
 
 
+@dataclass
+class Outcome:
+    """A decision as the stream shows it: alerts as their CloudEvents envelopes."""
+
+    kind: str
+    usage: UsageRecorded | None
+    alerts: list[dict[str, Any]]
+    reason: str
+    decision: Decision
+
+
 class Feed:
-    """Applies calls to one state at increasing offsets of one partition, like the stream would."""
+    """Feeds calls to one in-memory partition, exactly as the worker feeds its quix state."""
 
     def __init__(
         self,
         licensee: str = "pebble",
         agreement: Agreement | None = None,
         policy: Policy | None = None,
-        partition: int = 0,
+        now: datetime = NOW,
     ) -> None:
-        self.state = LicenseeState(licensee)
-        self.agreement = agreement
-        self.policy = policy or Policy()
-        self.partition = partition
-        self.offset = -1
+        self.licensee = licensee
+        self.simulation = Simulation(lambda _l, _t: agreement, now, policy or Policy())
 
-    def send(self, c: ApiCall, offset: int | None = None) -> Outcome:
-        """Apply at the next offset (or at `offset`, to model a replay)."""
-        if offset is None:
-            self.offset += 1
-            offset = self.offset
-        return apply(self.state, c, Position(self.partition, offset), self.agreement, NOW, self.policy)
+    def send(self, c: ApiCall) -> Outcome:
+        """Decide one call and apply what was decided."""
+        d = self.simulation.feed(c)
+        return Outcome(d.kind, d.usage, [a.to_cloudevent() for a in d.alerts], d.reason, d)
 
     def many(self, calls: list[ApiCall]) -> list[Outcome]:
-        """Apply calls in order."""
+        """Feed calls in order."""
         return [self.send(c) for c in calls]
+
+    def month(self, key: str, app: str | None = None) -> tuple[int, int]:
+        """(calls, records) the state holds for month `key` (and `app`), (0, 0) if none."""
+        state = self.simulation.partitions[0].licensee(self.licensee)
+        value = state.get(f"p:{key}:{app}" if app else f"m:{key}")
+        return (0, 0) if value is None else (int(value[0]), int(value[1]))
 
 
 def rules_fired(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:

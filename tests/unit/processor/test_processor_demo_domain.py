@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from processor_helpers import NOW, agreements
 
 from services.demo.scenario import demo_calls
-from services.processor.domain.state import LicenseeState
-from services.processor.domain.step import COUNTED, Policy, Position, apply
+from services.processor.domain.simulate import Simulation, by_licensee
+from services.processor.domain.step import COUNTED
 
 EXPECTED = {
     ("omnisoft", "volume.warning", "warning", "calls"),
@@ -24,20 +22,15 @@ EXPECTED = {
 
 
 def test_the_demo_scenario_raises_exactly_the_documented_alerts_and_bills_every_call() -> None:
-    known = agreements()
-    states: dict[str, LicenseeState] = {}
-    alerts, usage, records = [], set(), Counter[str]()
-    for offset, call in enumerate(demo_calls()):
-        state = states.setdefault(call.licensee_id, LicenseeState(call.licensee_id))
-        outcome = apply(state, call, Position(0, offset), known.get(call.licensee_id), NOW, Policy())
-        assert outcome.kind == COUNTED
-        alerts += [a["data"] for a in outcome.alerts]
-        assert outcome.usage is not None
-        usage.add(outcome.usage.usage_id)
-        records[call.licensee_id] += outcome.usage.records
-    assert {(a["licensee_id"], a["rule"], a["severity"], a["subject"]) for a in alerts} == EXPECTED
-    assert len(alerts) == len(EXPECTED)
-    rate = next(a for a in alerts if a["rule"] == "rate.breach")
-    assert rate["window_start"] == "2026-10-20T10:15:00Z"
-    assert len(usage) == 3590
-    assert records == {"omnisoft": 81_000, "pebble": 3_000, "oldco": 250}
+    simulation = Simulation(by_licensee(agreements().values()), NOW)
+    alerts = []
+    for call in demo_calls():
+        decision = simulation.feed(call)
+        assert decision.kind == COUNTED
+        alerts += decision.alerts
+    assert {(a.licensee_id, a.rule, a.severity, a.subject) for a in alerts} == EXPECTED
+    assert len(alerts) == len(EXPECTED) == len(simulation.alert_ids)
+    rate = next(a for a in alerts if a.rule == "rate.breach")
+    assert rate.window_start.isoformat() == "2026-10-20T10:15:00+00:00"
+    assert len(simulation.usage_ids) == 3590
+    assert simulation.records == {"omnisoft": 81_000, "pebble": 3_000, "oldco": 250}
