@@ -1,7 +1,8 @@
-"""Agreement rules: which alerts hold after one counted call.
+"""Agreement rules: which breaches hold after one counted call.
 
-Rules return every alert whose condition holds now; the caller fires each alert id once, so the first
-call that makes a condition hold is the crossing call and becomes the evidence.
+Rules return every breach whose condition holds now, as cheap values; the step fires each breach once
+(its marker in the licensee's state) and only then builds the alert, so the first call that makes a
+condition hold is the crossing call and becomes the evidence.
 
 Severities: `warning` for volume.warning and app.unregistered (worth a look, not yet a breach of terms);
 `critical` for volume.breach, volume.severe, rate.breach, government.unnotified and agreement.missing
@@ -51,32 +52,42 @@ class Context:
     detected_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """A rule whose condition holds: what its alert would say."""
+
+    rule: str
+    severity: str
+    window: tuple[datetime, datetime]
+    subject: str = ""
+    observed: int | None = None
+    limit: int | None = None
+
+    @property
+    def marker(self) -> str:
+        """The state key that records this alert as fired (same identity as the alert id)."""
+        return f"f:{self.rule}:{self.severity}:{int(self.window[0].timestamp())}:{self.subject}"
+
+
 def threshold(limit: int, ratio: float) -> int:
     """The smallest count that reaches `ratio` of `limit` (the small epsilon absorbs float noise)."""
     return max(1, math.ceil(limit * ratio - 1e-9))
 
 
-def _alert(
-    ctx: Context, rule: str, severity: str, window: tuple[datetime, datetime], **extra: object
-) -> AlertRaised:
+def alert(ctx: Context, breach: Breach) -> AlertRaised:
+    """The alert of `breach`, with the call that crossed it as evidence."""
     call = ctx.call
+    metric = breach.subject if breach.observed is not None else None
     return AlertRaised(
-        licensee_id=call.licensee_id,
-        rule=rule,
-        severity=severity,
-        window_start=window[0],
-        window_end=window[1],
-        detected_at=ctx.detected_at,
-        event_ids=(call.event_id,),
-        app_id=call.app_id,
-        org_id=call.org_id,
-        org_type=call.org_type,
+        licensee_id=call.licensee_id, rule=breach.rule, severity=breach.severity,
+        window_start=breach.window[0], window_end=breach.window[1], detected_at=ctx.detected_at,
+        subject=breach.subject, metric=metric, observed=breach.observed, limit=breach.limit,
+        event_ids=(call.event_id,), app_id=call.app_id, org_id=call.org_id, org_type=call.org_type,
         event_time=call.time,
-        **extra,  # type: ignore[arg-type]
-    )
+    )  # fmt: skip
 
 
-def volume(ctx: Context, agreement: Agreement) -> list[AlertRaised]:
+def volume(ctx: Context, agreement: Agreement) -> list[Breach]:
     """volume.warning|breach|severe on calls and on records per calendar month."""
     limits = agreement.limits
     found = []
@@ -84,63 +95,43 @@ def volume(ctx: Context, agreement: Agreement) -> list[AlertRaised]:
         ("calls", ctx.month.calls, limits.calls_per_month),
         ("records", ctx.month.records, limits.records_per_month),
     ):
+        if limit <= 0 or observed < threshold(limit, limits.warning_ratio):
+            continue
         ratios = (limits.warning_ratio, 1.0, limits.severe_ratio)
         for (rule, severity), ratio in zip(VOLUME_LEVELS, ratios, strict=True):
-            if limit > 0 and observed >= threshold(limit, ratio):
-                found.append(
-                    _alert(
-                        ctx,
-                        rule,
-                        severity,
-                        ctx.month_window,
-                        subject=metric,
-                        metric=metric,
-                        observed=observed,
-                        limit=limit,
-                    )
-                )
+            if observed >= threshold(limit, ratio):
+                found.append(Breach(rule, severity, ctx.month_window, metric, observed, limit))
     return found
 
 
-def rate(ctx: Context, agreement: Agreement) -> list[AlertRaised]:
+def rate(ctx: Context, agreement: Agreement) -> list[Breach]:
     """rate.breach: more calls in one UTC minute than calls_per_minute."""
     limit = agreement.limits.calls_per_minute
     if ctx.minute_calls <= limit:
         return []
-    return [
-        _alert(
-            ctx,
-            "rate.breach",
-            CRITICAL,
-            ctx.minute_window,
-            subject="calls",
-            metric="calls",
-            observed=ctx.minute_calls,
-            limit=limit,
-        )
-    ]
+    return [Breach("rate.breach", CRITICAL, ctx.minute_window, "calls", ctx.minute_calls, limit)]
 
 
-def unregistered_app(ctx: Context, agreement: Agreement) -> list[AlertRaised]:
+def unregistered_app(ctx: Context, agreement: Agreement) -> list[Breach]:
     """app.unregistered: the call came from an app the agreement does not list."""
     if agreement.app_registered(ctx.call.app_id):
         return []
-    return [_alert(ctx, "app.unregistered", WARNING, ctx.month_window, subject=ctx.call.app_id)]
+    return [Breach("app.unregistered", WARNING, ctx.month_window, ctx.call.app_id)]
 
 
-def government(ctx: Context, agreement: Agreement) -> list[AlertRaised]:
+def government(ctx: Context, agreement: Agreement) -> list[Breach]:
     """government.unnotified: government use the agreement neither allows nor was told of beforehand."""
     call = ctx.call
     if call.org_type != "government" or agreement.government_call_allowed(call.org_id, call.time):
         return []
-    return [_alert(ctx, "government.unnotified", CRITICAL, ctx.month_window, subject=call.org_id)]
+    return [Breach("government.unnotified", CRITICAL, ctx.month_window, call.org_id)]
 
 
-def evaluate(ctx: Context) -> list[AlertRaised]:
-    """Every alert whose condition holds after counting `ctx.call`."""
+def evaluate(ctx: Context) -> list[Breach]:
+    """Every breach whose condition holds after counting `ctx.call`."""
     agreement = ctx.agreement
     if agreement is None or not agreement.is_active(ctx.call.time):
-        return [_alert(ctx, "agreement.missing", CRITICAL, ctx.month_window)]
+        return [Breach("agreement.missing", CRITICAL, ctx.month_window)]
     return [
         *volume(ctx, agreement),
         *rate(ctx, agreement),

@@ -25,7 +25,7 @@ from typing import Any
 from services.core.agreements import Agreement
 from services.core.events import AlertRaised, ApiCall, UsageRecorded
 from services.processor.domain import dedupe, windows
-from services.processor.domain.rules import Context, MonthUsage, evaluate
+from services.processor.domain.rules import Context, MonthUsage, alert, evaluate
 from services.processor.domain.store import StateReader, Write
 
 COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS = "counted", "duplicate", "late", "out_of_bounds"
@@ -133,12 +133,11 @@ def _count(
     ctx = Context(
         call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now
     )
-    for alert in evaluate(ctx):
-        fired = "f:" + alert.alert_id
-        if state.get(fired) is None and all(a.alert_id != alert.alert_id for a in decision.alerts):
-            decision.alerts.append(alert)
-            expiry = alert.window_end.timestamp() + lateness + _MARGIN
-            decision.writes.append(Write(fired, 1, expiry))
+    for breach in evaluate(ctx):
+        marker = breach.marker
+        if state.get(marker) is None:
+            decision.alerts.append(alert(ctx, breach))
+            decision.writes.append(Write(marker, 1, breach.window[1].timestamp() + lateness + _MARGIN))
 
 
 def _add(
