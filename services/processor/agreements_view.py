@@ -1,4 +1,5 @@
-"""Every worker's full view of the compacted agreements topic, kept current by a background thread.
+"""Every worker's full view of a topic, kept current by a background thread: the agreements (and, in
+`violations.py`, the alerts).
 
 A group-less consumer assigned every partition reads from the beginning, so each worker sees every
 agreement whatever input partitions it owns. Workers wait until the view reached the end offsets seen
@@ -24,39 +25,33 @@ from services.processor.errors import AgreementsNotReady
 log = logging.getLogger(__name__)
 
 
-class AgreementsView:
-    """Reads the agreements topic into `Versions` from a daemon thread."""
+class TopicFollower:
+    """Reads a whole topic from the beginning with a group-less consumer in a daemon thread, and keeps
+    following it; `ready` is set once it reached the end offsets seen when it started."""
 
-    def __init__(self, consumer_factory: Callable[[], Any], topic: str) -> None:
+    def __init__(
+        self, consumer_factory: Callable[[], Any], topic: str, apply: Callable[[Any, Any], None]
+    ) -> None:
         self.consumer_factory = consumer_factory
         self.topic = topic
-        self.versions = Versions()
+        self.apply = apply
         self.ready = threading.Event()
         self._stop = threading.Event()
 
-    def get(self, licensee_id: str, at: datetime) -> Agreement | None:
-        """The licensee's agreement in force at `at`, if any."""
-        return self.versions.in_force(licensee_id, at)
-
     def start(self) -> None:
         """Start following the topic."""
-        threading.Thread(target=self._run, name="agreements-view", daemon=True).start()
+        threading.Thread(target=self._run, name=f"follow-{self.topic}", daemon=True).start()
 
     def stop(self) -> None:
         """Stop following (the thread ends after its current poll)."""
         self._stop.set()
 
-    def wait_ready(self, timeout: float) -> None:
-        """Block until caught up with the topic's end offsets at start-up."""
-        if not self.ready.wait(timeout):
-            raise AgreementsNotReady(f"agreements topic {self.topic} not read to its end in {timeout:.0f}s")
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self._follow()
-            except Exception as exc:  # any client failure: log, reconnect; the worker keeps its view
-                log.warning("agreements reader failed, retrying: %s", exc)
+            except Exception as exc:  # any client failure: log, reconnect; what was read stays
+                log.warning("reader of %s failed, retrying: %s", self.topic, exc)
                 self._stop.wait(1.0)
 
     def _follow(self) -> None:
@@ -71,9 +66,9 @@ class AgreementsView:
             while not self._stop.is_set():
                 for messages in consumer.poll(timeout_ms=500).values():
                     for message in messages:
-                        self._apply(message.key, message.value)
+                        self.apply(message.key, message.value)
                 if not self.ready.is_set() and all(consumer.position(tp) >= end for tp, end in ends.items()):
-                    log.info("agreements view caught up: %d licensees", len(self.versions))
+                    log.info("reader of %s caught up", self.topic)
                     self.ready.set()
         finally:
             consumer.close()
@@ -86,6 +81,33 @@ class AgreementsView:
             log.info("waiting for topic %s to exist", self.topic)
             self._stop.wait(0.5)
         return []
+
+
+class AgreementsView:
+    """licensee_id -> agreement versions, read from the compacted agreements topic."""
+
+    def __init__(self, consumer_factory: Callable[[], Any], topic: str) -> None:
+        self.topic = topic
+        self.versions = Versions()
+        self.follower = TopicFollower(consumer_factory, topic, self._apply)
+        self.ready = self.follower.ready
+
+    def get(self, licensee_id: str, at: datetime) -> Agreement | None:
+        """The licensee's agreement in force at `at`, if any."""
+        return self.versions.in_force(licensee_id, at)
+
+    def start(self) -> None:
+        """Start following the topic."""
+        self.follower.start()
+
+    def stop(self) -> None:
+        """Stop following."""
+        self.follower.stop()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until caught up with the topic's end offsets at start-up."""
+        if not self.ready.wait(timeout):
+            raise AgreementsNotReady(f"agreements topic {self.topic} not read to its end in {timeout:.0f}s")
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         licensee = key.decode("utf-8", errors="replace") if key else None

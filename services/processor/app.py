@@ -29,6 +29,7 @@ from services.processor.metrics import LagClock, ProcessorMetrics
 from services.processor.settings import ProcessorSettings
 from services.processor.state import PARTITION_PREFIX, LicenseeState, PartitionState
 from services.processor.tally import Tally
+from services.processor.violations import ViolationsView
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,13 @@ class Worker:
     agreements: AgreementsView
     health: Health
     settings: ProcessorSettings
+    violations: ViolationsView | None = None
 
     def run(self) -> None:
         """Read the agreements to their end, then process until stopped (SIGTERM/SIGINT)."""
         self.agreements.start()
+        if self.violations is not None:
+            self.violations.start()
         self.agreements.wait_ready(self.settings.agreements_timeout_seconds)
         self.health.ready.set()
         log.info("processor ready: agreements caught up, consuming %s", self.settings.input_topic)
@@ -86,6 +90,8 @@ class Worker:
         finally:
             self.health.ready.clear()
             self.agreements.stop()
+            if self.violations is not None:
+                self.violations.stop()
 
     def stop(self) -> None:
         """Ask the app to stop after its current record (it commits its checkpoint first)."""
@@ -104,6 +110,7 @@ def bootstrap(
     agreements: AgreementsView,
     clock: Clock | None = None,
     health: Health | None = None,
+    violations: ViolationsView | None = None,
 ) -> Worker:
     """Build the processor's quix app (no connection is made until `Worker.run`)."""
     clock = clock or SystemClock()
@@ -126,7 +133,7 @@ def bootstrap(
         },
     )
     _pipeline(app, settings, metrics, agreements, clock)
-    return Worker(app, agreements, health or Health(), settings)
+    return Worker(app, agreements, health or Health(), settings, violations)
 
 
 def _pipeline(

@@ -140,7 +140,6 @@ class Handler:
         for alert in decision.alerts:
             log.info("alert %s %s %s", alert.rule, call.licensee_id, alert.subject)
             self.tally("fired", call.licensee_id, alert.rule, alert.severity)
-            self.metrics.activate(call.licensee_id, alert.rule, decision.counts.month)
 
     def _invalid(self, source: Source, invalid: Invalid, payload: bytes, now: datetime) -> list[Emit]:
         log.warning(

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from services.processor.agreements_view import AgreementsView
 from services.processor.app import bootstrap
 from services.processor.health import Health, serve
 from services.processor.metrics import ProcessorMetrics
 from services.processor.settings import ProcessorSettings
+from services.processor.violations import ViolationsView
 
 log = logging.getLogger(__name__)
 
 
-def agreements_reader(settings: ProcessorSettings) -> AgreementsView:
-    """The group-less agreements view over kafka-python, with the worker's TLS/SASL options."""
+def group_less_consumer(settings: ProcessorSettings) -> Callable[[], object]:
+    """A factory of kafka-python consumers without a group (the views read whole topics)."""
 
     def consumer() -> object:
         from kafka import KafkaConsumer
@@ -29,7 +30,7 @@ def agreements_reader(settings: ProcessorSettings) -> AgreementsView:
             **settings.kafka_security.kafka_python(),
         )
 
-    return AgreementsView(consumer, settings.agreements_topic)
+    return consumer
 
 
 def run(environ: Mapping[str, str]) -> None:
@@ -45,4 +46,7 @@ def run(environ: Mapping[str, str]) -> None:
         settings.metrics_port,
         settings.kafka_bootstrap,
     )
-    bootstrap(settings, metrics, agreements_reader(settings), health=health).run()
+    consumers = group_less_consumer(settings)
+    agreements = AgreementsView(consumers, settings.agreements_topic)
+    violations = ViolationsView(consumers, settings.alerts_topic, metrics)
+    bootstrap(settings, metrics, agreements, health=health, violations=violations).run()

@@ -7,7 +7,7 @@ Label children are cached per licensee: `labels()` costs a lock and a dict looku
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ class _Licensee:
     ratio: dict[str, Any]
     active: dict[str, Any]
     violations: dict[str, Any] = field(default_factory=dict)
-    # The latest month (YYYY-MM) the active-violation gauges describe.
+    # The latest alerted month (YYYY-MM), which the active-violation gauges describe.
     month: str = ""
 
 
@@ -63,7 +63,7 @@ class ProcessorMetrics:
         )
         self.active = Gauge(
             "tollgate_active_violation",
-            "1 while the latest month has a fired alert of the rule",
+            "1 while the licensee's latest alerted month has an alert of the rule",
             ["licensee", "rule"],
             registry=r,
         )
@@ -111,41 +111,28 @@ class ProcessorMetrics:
         child.records.inc(records)
 
     def show(self, licensee_id: str, agreement: Agreement | None, usage: Counts) -> None:
-        """Set the licensee's latest-window gauges after one of its calls was counted."""
+        """Set the licensee's latest-window usage ratios after one of its calls was counted."""
+        if agreement is None:
+            return
         child = self._child(licensee_id)
-        if agreement is not None:
-            limits = agreement.limits
-            for name, observed, limit in (
-                ("calls_per_month", usage.month_calls, limits.calls_per_month),
-                ("records_per_month", usage.month_records, limits.records_per_month),
-                ("calls_per_minute", usage.minute_calls, limits.calls_per_minute),
-            ):
-                child.ratio[name].set(observed / limit if limit else 0.0)
-        if usage.month != child.month:
-            # A new latest month: its alerts are not fired yet.
-            child.month = usage.month
-            for gauge in child.active.values():
-                gauge.set(0)
+        limits = agreement.limits
+        for name, observed, limit in (
+            ("calls_per_month", usage.month_calls, limits.calls_per_month),
+            ("records_per_month", usage.month_records, limits.records_per_month),
+            ("calls_per_minute", usage.minute_calls, limits.calls_per_minute),
+        ):
+            child.ratio[name].set(observed / limit if limit else 0.0)
 
     def activate(self, licensee_id: str, rule: str, month: str) -> None:
-        """Mark a rule as violated in the licensee's latest month."""
+        """Show an alert of `rule` in `month`: 1 for the rules of the licensee's latest alerted month."""
         child = self._child(licensee_id)
-        if month >= child.month:
+        if month < child.month or rule not in child.active:
+            return
+        if month > child.month:
             child.month = month
-            child.active[rule].set(1)
-
-    def forget(self, licensee_ids: Iterable[str]) -> None:
-        """Drop the gauges of licensees whose partitions moved to another worker."""
-        for licensee_id in licensee_ids:
-            child = self._children.get(licensee_id)
-            if child is None:
-                continue
-            for name in LIMITS:
-                self.ratio.remove(licensee_id, name)
-            for rule in RULES:
-                self.active.remove(licensee_id, rule)
-            child.ratio, child.active = {}, {}
-            del self._children[licensee_id]
+            for gauge in child.active.values():
+                gauge.set(0)
+        child.active[rule].set(1)
 
     def fired(self, licensee_id: str, rule: str, severity: str) -> None:
         """Count one newly fired alert."""

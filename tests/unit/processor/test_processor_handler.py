@@ -17,6 +17,7 @@ from services.processor.domain.store import InMemoryPartition
 from services.processor.handler import Emit, Handler, Topics
 from services.processor.metrics import ProcessorMetrics
 from services.processor.tally import Tally
+from services.processor.violations import ViolationsView
 
 TOPICS = Topics("alerts", "billable", "dlq")
 
@@ -120,18 +121,33 @@ def test_counters_move_only_once_the_checkpoint_that_made_them_has_committed() -
     assert edge.counter("tollgate_processor_events_total", outcome="duplicate") == 1
 
 
-def test_an_alert_is_emitted_once_with_the_gauges_showing_the_violation() -> None:
-    agreement = agreements()["omnisoft"]
-    edge = Edge(agreement)
+def test_an_alert_is_emitted_once_for_its_window() -> None:
+    edge = Edge(agreements()["omnisoft"])
     out = edge.send(_payload(1, licensee="omnisoft", app="omni-shadow"), b"omnisoft")
-    rules = [loads(e.value)["data"]["rule"] for e in out if e.topic == "alerts"]
-    assert rules == ["app.unregistered"]
+    assert [loads(e.value)["data"]["rule"] for e in out if e.topic == "alerts"] == ["app.unregistered"]
     again = edge.send(_payload(2, licensee="omnisoft", app="omni-shadow"), b"omnisoft")
     assert [e.topic for e in again] == ["billable"]
-    gauge = edge.metrics.registry.get_sample_value(
-        "tollgate_active_violation", {"licensee": "omnisoft", "rule": "app.unregistered"}
-    )
-    assert gauge == 1
+
+
+def _alert_record(rule: str, month: str) -> bytes:
+    data = {"licensee_id": "omnisoft", "rule": rule, "window_start": f"{month}-01T00:00:00Z"}
+    return dumps({"data": data})
+
+
+def test_active_violations_show_the_rules_of_the_latest_alerted_month_from_the_alerts_topic() -> None:
+    metrics = ProcessorMetrics(10)
+    view = ViolationsView(lambda: None, "alerts", metrics)
+    for rule, month in [("volume.breach", "2026-10"), ("app.unregistered", "2026-10"),
+                        ("app.unregistered", "2026-11"), ("volume.breach", "2026-09"), ("x", "2026-11")]:
+        view._apply(b"omnisoft", _alert_record(rule, month))
+    view._apply(b"omnisoft", b"not json")
+
+    def active(rule: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "tollgate_active_violation", {"licensee": "omnisoft", "rule": rule}
+        )
+
+    assert (active("volume.breach"), active("app.unregistered")) == (0, 1)
 
 
 @pytest.mark.parametrize(
