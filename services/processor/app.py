@@ -173,6 +173,8 @@ def _pipeline(
         names, policy, agreements.get, clock, metrics, lambda *inc: tally.add(checkpoint(), *inc)
     )
 
+    clocks: dict[int, tuple[object, PartitionState]] = {}
+
     def step(
         value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
     ) -> list[Emit]:
@@ -181,13 +183,18 @@ def _pipeline(
         transaction = context.checkpoint.get_store_transaction(
             stream_id=sdf.stream_id, partition=ctx.partition
         )
+        cached = clocks.get(ctx.partition)
+        if cached is None or cached[0] is not transaction:
+            # A new checkpoint: read the stream time its transaction holds.
+            stream = PartitionState(transaction.as_state(PARTITION_PREFIX))
+            cached = clocks[ctx.partition] = (transaction, stream)
         incoming = check_key(value if value is not None else read_message(None), key)
         return handler.handle(
             incoming,
             Source(ctx.topic, ctx.partition, ctx.offset, key),
             timestamp / 1000,
             LicenseeState(state),
-            PartitionState(transaction.as_state(prefix=PARTITION_PREFIX)),
+            cached[1],
         )
 
     sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)

@@ -14,6 +14,8 @@ from typing import Any
 from services.processor.domain.store import Write
 
 STREAM_TIME = "stream_time"
+# Seconds the stored stream time may trail the true one (see PartitionState; step._MARGIN is larger).
+STREAM_TIME_STEP = 1.0
 # The per-partition state lives under its own prefix, apart from every licensee's keys.
 PARTITION_PREFIX = b"\x00partition"
 
@@ -39,18 +41,28 @@ class LicenseeState:
 
 
 class PartitionState:
-    """The input partition's stream time, kept in the same store transaction as the licensees' keys."""
+    """The input partition's stream time, kept in the same store transaction as the licensees' keys.
 
-    __slots__ = ("state",)
+    One object serves a whole checkpoint (its store transaction). The stored value is written only when
+    the stream time moved by `STREAM_TIME_STEP`, so it may trail the true one by less than that; the
+    domain's expiry margin covers it, and quix's own high-water, which expires keys, is always exact.
+    """
+
+    __slots__ = ("state", "stored", "value")
 
     def __init__(self, state: Any) -> None:
         self.state = state
+        found = state.get(STREAM_TIME)
+        self.value: float | None = None if found is None else float(found)
+        self.stored = self.value
 
     def stream_time(self) -> float | None:
         """The latest accepted event time of the partition (epoch seconds), if any."""
-        value = self.state.get(STREAM_TIME)
-        return None if value is None else float(value)
+        return self.value
 
     def advance(self, event_time: float) -> None:
         """Move the stream time forward (never back)."""
-        self.state.set(STREAM_TIME, event_time)
+        self.value = event_time
+        if self.stored is None or event_time - self.stored >= STREAM_TIME_STEP:
+            self.state.set(STREAM_TIME, event_time)
+            self.stored = event_time

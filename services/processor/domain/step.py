@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from services.core.agreements import Agreement
 from services.core.events import AlertRaised, ApiCall, UsageRecorded
@@ -29,8 +28,9 @@ from services.processor.domain.rules import Context, MonthUsage, alert, evaluate
 from services.processor.domain.store import StateReader, Write
 
 COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS = "counted", "duplicate", "late", "out_of_bounds"
-# Expiry a second past the bound: the store drops a value once the high-water *reaches* its expiry.
-_MARGIN = 1.0
+# Expiry past the bound: the store drops a value once the high-water *reaches* its expiry, and the
+# stream time the edge stores may trail the true one by up to a second (state.STREAM_TIME_STEP).
+_MARGIN = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +122,12 @@ def _count(
     month_key = windows.month_key(call.time)
     month_window = windows.month_window(call.time)
     month_expiry = month_window[1].timestamp() + lateness + _MARGIN
-    calls, records = _add(decision, state, f"m:{month_key}", call.records, month_expiry)
-    _add(decision, state, f"p:{month_key}:{call.app_id}", call.records, month_expiry)
+    calls, records = _add_month(decision, state, f"m:{month_key}", call, month_expiry)
     minute = windows.minute_index(call.time)
     minute_window = windows.minute_window(minute)
-    minute_calls, _ = _add(
-        decision, state, f"n:{minute}", 0, minute_window[1].timestamp() + lateness + _MARGIN
-    )
+    minute_key = f"n:{minute}"
+    minute_calls = int(state.get(minute_key) or 0) + 1
+    decision.writes.append(Write(minute_key, minute_calls, minute_window[1].timestamp() + lateness + _MARGIN))
     decision.counts = Counts(month_key, calls, records, minute_calls)
     ctx = Context(
         call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now
@@ -140,11 +139,14 @@ def _count(
             decision.writes.append(Write(marker, 1, breach.window[1].timestamp() + lateness + _MARGIN))
 
 
-def _add(
-    decision: Decision, state: StateReader, key: str, records: int, expires_at: float
+def _add_month(
+    decision: Decision, state: StateReader, key: str, call: ApiCall, expires_at: float
 ) -> tuple[int, int]:
-    """Add one call (and its records) to the counter at `key`; return the new totals."""
-    current: Any = state.get(key) or (0, 0)
-    totals = (int(current[0]) + 1, int(current[1]) + records)
-    decision.writes.append(Write(key, list(totals), expires_at))
+    """Add one call to the month's totals and to its app's; return the month's new totals."""
+    found = state.get(key)
+    calls, records, apps = found if found is not None else (0, 0, {})
+    app = apps.get(call.app_id) or (0, 0)
+    apps = {**apps, call.app_id: [app[0] + 1, app[1] + call.records]}
+    totals = (int(calls) + 1, int(records) + call.records)
+    decision.writes.append(Write(key, [totals[0], totals[1], apps], expires_at))
     return totals

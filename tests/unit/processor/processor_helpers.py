@@ -90,7 +90,9 @@ class Feed:
     def month(self, key: str, app: str | None = None) -> tuple[int, int]:
         """(calls, records) the state holds for month `key` (and `app`), (0, 0) if none."""
         state = self.simulation.partitions[0].licensee(self.licensee)
-        value = state.get(f"p:{key}:{app}" if app else f"m:{key}")
+        value = state.get(f"m:{key}")
+        if value is not None and app is not None:
+            value = value[2].get(app)
         return (0, 0) if value is None else (int(value[0]), int(value[1]))
 
 

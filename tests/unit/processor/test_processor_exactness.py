@@ -88,9 +88,10 @@ def test_keys_windows_and_alert_markers_expire_once_no_late_event_can_reach_them
     feed.send(call(0, OCT))
     state = feed.simulation.partitions[0].licensee("pebble")
     october = [key for (_, key) in feed.simulation.partitions[0].values]
-    # key, month, app month, minute, and the volume.warning and volume.breach markers
-    assert len(october) == 6 and all(state.get(key) is not None for key in october)
-    feed.send(call(1, OCT.replace(month=11, day=8, second=2)))  # a week and 2 s past October's end
+    # key, month (with its apps), minute, and the volume.warning and volume.breach markers
+    assert len(october) == 5 and all(state.get(key) is not None for key in october)
+    # a week and 2 s (the margin) past October's end
+    feed.send(call(1, OCT.replace(month=11, day=8, second=2)))
     assert [key for key in october if state.get(key) is not None] == []
     assert feed.month("2026-11") == (1, 10)
 
