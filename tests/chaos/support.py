@@ -36,8 +36,8 @@ from services.core.tokens import FileTokenStore
 from services.demo.launcher import RunningService, ServiceLauncher
 from services.demo.observe import metric_sum, read_topic
 from services.demo.scenario import AGREEMENTS_FILE
-from services.processor.domain import step
-from services.processor.domain.state import LicenseeState
+from services.processor.domain.simulate import Simulation, by_licensee
+from services.processor.domain.step import COUNTED
 from services.stack import LocalStack, StackConfig, StackInfo
 from services.stack.config import REPO_ROOT
 from services.stack.kafka import install_jars
@@ -140,18 +140,11 @@ class Expectation:
 
 def domain_alert_ids(calls: Sequence[ApiCall], agreements: Sequence[Agreement]) -> frozenset[str]:
     """The alert ids the pure domain raises on `calls` (ids are order-independent: rule, window, level)."""
-    by_licensee = {a.licensee_id: a for a in agreements}
-    states: dict[str, LicenseeState] = {}
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    found: set[str] = set()
-    for offset, call in enumerate(calls):
-        state = states.setdefault(call.licensee_id, LicenseeState(call.licensee_id))
-        outcome = step.apply(
-            state, call, step.Position(0, offset), by_licensee.get(call.licensee_id), now, step.Policy()
-        )
-        assert outcome.kind == step.COUNTED, f"{call.event_id} was {outcome.kind}: widen the lateness"
-        found.update(alert["data"]["alert_id"] for alert in outcome.alerts)
-    return frozenset(found)
+    simulation = Simulation(by_licensee(agreements), datetime(2026, 11, 1, tzinfo=UTC))
+    for call in calls:
+        kind = simulation.feed(call).kind
+        assert kind == COUNTED, f"{call.event_id} was {kind}: widen the lateness"
+    return frozenset(simulation.alert_ids)
 
 
 def invoice_total(agreement: Agreement, calls: Sequence[ApiCall]) -> int:
