@@ -371,7 +371,7 @@ def _k8s_objects(kind: str) -> list[dict[str, Any]]:
 
 
 def test_deployments_have_probes_and_resources() -> None:
-    deployments = _k8s_objects("Deployment")
+    deployments = _k8s_objects("Deployment") + _k8s_objects("StatefulSet")
     names = {d["metadata"]["name"] for d in deployments}
     assert names == {"tollgate-ingest", "tollgate-processor", "tollgate-ledger"}
     for deployment in deployments:
@@ -385,8 +385,18 @@ def test_deployments_have_probes_and_resources() -> None:
             assert container["args"][1] in deployment["metadata"]["name"]
 
 
+def test_the_processor_is_a_stateful_set_with_a_volume_for_its_rocksdb_state() -> None:
+    (processor,) = _k8s_objects("StatefulSet")
+    assert processor["metadata"]["name"] == "tollgate-processor"
+    (claim,) = processor["spec"]["volumeClaimTemplates"]
+    container = processor["spec"]["template"]["spec"]["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    data_dir = {e["name"]: e.get("value") for e in container["env"]}["TOLLGATE_PROCESSOR_DATA_DIR"]
+    assert mounts[claim["metadata"]["name"]] == data_dir
+
+
 def test_scaling_respects_partitions() -> None:
-    deployments = {d["metadata"]["name"]: d for d in _k8s_objects("Deployment")}
+    deployments = {d["metadata"]["name"]: d for d in _k8s_objects("Deployment") + _k8s_objects("StatefulSet")}
     assert deployments["tollgate-ingest"]["spec"]["replicas"] == 2
     partitions = 6
     assert deployments["tollgate-processor"]["spec"]["replicas"] <= partitions
@@ -410,4 +420,5 @@ def test_kustomize_builds() -> None:
     result = run(kubectl, "kustomize", str(K8S))
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
-    assert kinds.count("Deployment") == 3 and "HorizontalPodAutoscaler" in kinds
+    assert kinds.count("Deployment") == 2 and kinds.count("StatefulSet") == 1
+    assert "HorizontalPodAutoscaler" in kinds
