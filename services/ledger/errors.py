@@ -36,3 +36,11 @@ class Rejected(LedgerError):
 
 class NothingToInvoice(LedgerError):
     """The month has no agreement in force, no usage and no pending adjustment for the licensee."""
+
+
+class IdempotencyConflict(LedgerError):
+    """An `Idempotency-Key` already posted a different adjustment: the new request is refused, not dropped."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"Idempotency-Key {key!r} was used for a different adjustment")

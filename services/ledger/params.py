@@ -12,9 +12,11 @@ from services.core.events import parse_time
 from services.ledger.errors import BadParameter
 from services.ledger.pricing import Month
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# ASCII only and \Z, not $: \d takes fullwidth and Arabic-Indic digits, and $ takes a trailing newline.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}\Z")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
+_DIGITS = re.compile(r"[0-9]+")
 MAX_LIMIT = 10_000
 MAX_AMOUNT = 10**15  # ten trillion units of a two-decimal currency: anything bigger is a typo
 
@@ -27,6 +29,21 @@ class Adjustment:
     reason: str
     reference: str
     currency: str | None
+
+    def matches(self, entry: Mapping[str, Any]) -> bool:
+        """Whether a stored entry is what this request would post (a retry), not a different adjustment."""
+        return (
+            entry["amount_minor"] == self.amount_minor
+            and entry["reason"] == self.reason
+            and entry["reference"] == self.reference
+            and self.currency in (None, entry["currency"])
+        )
+
+
+def ascii_int(text: str) -> int | None:
+    """`text` as an integer when it is ASCII digits only, else None. str.isdigit() also takes "²" (which
+    int() refuses) and fullwidth or Arabic-Indic digits (which int() reads)."""
+    return int(text) if _DIGITS.fullmatch(text) else None
 
 
 def licensee(value: str) -> str:
@@ -53,6 +70,8 @@ def instant(name: str, value: str) -> datetime:
     """`YYYY-MM-DD` (midnight UTC), `YYYY-MM` (the month's first instant) or RFC 3339 with an offset."""
     text = value.strip()
     try:
+        if not text.isascii():
+            raise ValueError("not ASCII")
         if _DAY.match(text):
             return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
         if len(text) == 7:
@@ -78,9 +97,11 @@ def limit(query: Mapping[str, str], default: int = 1000) -> int:
     raw = query.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadParameter("limit", f"must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    # At most 6 digits are read: a 5,000-digit limit is refused before int() spends time on it.
+    value = ascii_int(raw) if len(raw) <= 6 else None
+    if value is None or not 1 <= value <= MAX_LIMIT:
+        raise BadParameter("limit", f"must be an integer of ASCII digits from 1 to {MAX_LIMIT}")
+    return value
 
 
 def adjustment(body: Any) -> Adjustment:
@@ -94,14 +115,20 @@ def adjustment(body: Any) -> Adjustment:
     # PostgreSQL text cannot hold NUL: refused here, it would otherwise be a 500 at the INSERT.
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 500 or "\x00" in reason:
         raise BadParameter("reason", "must be text of 1-500 characters, without NUL")
-    if not isinstance(reference, str) or not reference.strip() or len(reference) > 200 or "\x00" in reference:
-        raise BadParameter("reference", "must name the ledger entry or invoice corrected (1-200 characters)")
+    if not isinstance(reference, str) or not _printable_ascii(reference.strip(), 200):
+        reason = "must name the ledger entry or invoice corrected (1-200 printable ASCII characters)"
+        raise BadParameter("reference", reason)
     if currency is not None and (not isinstance(currency, str) or not _CURRENCY.match(currency)):
         raise BadParameter("currency", "must be an ISO 4217 code such as USD")
     unknown = sorted(set(body) - {"amount_minor", "reason", "reference", "currency"})
     if unknown:
         raise BadParameter(unknown[0], "is not a known field")
     return Adjustment(amount, reason.strip(), reference.strip(), currency)
+
+
+def _printable_ascii(text: str, longest: int) -> bool:
+    # Entry and invoice ids are ASCII: a fullwidth one (U+FF11) must not read as entry 1.
+    return 1 <= len(text) <= longest and text.isascii() and text.isprintable()
 
 
 def idempotency_key(value: str | None) -> str | None:

@@ -28,7 +28,8 @@ from services.ledger.errors import PricingError
 
 PRICING_RULES = "2026-1"  # stored on each invoice; change it when a rule above changes
 UNAGREED = "usage without an active agreement"
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits only: \d would also take fullwidth and Arabic-Indic digits, which int() reads.
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])\Z")
 _DAY = timedelta(days=1)
 
 

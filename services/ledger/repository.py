@@ -9,8 +9,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from services.ledger.agreements_store import agreements_in_force
-from services.ledger.errors import BadParameter
-from services.ledger.params import Adjustment
+from services.ledger.errors import BadParameter, IdempotencyConflict
+from services.ledger.params import Adjustment, ascii_int
 from services.ledger.pricing import Month
 from services.ledger.reports import AppMonth, OrgUse, usage_report
 
@@ -27,6 +27,12 @@ APP_MONTHS = """SELECT app_id, (date_trunc('month', period_start, 'UTC') AT TIME
     FROM usage_entries
     WHERE licensee_id = %s AND period_start >= %s::timestamptz AND period_start < %s::timestamptz
     GROUP BY 1, 2"""
+# A concurrent post with the same key may commit between our lookup and this INSERT: DO NOTHING then, and
+# the caller reads the row it committed (READ COMMITTED: the next statement sees it).
+INSERT_ADJUSTMENT = """INSERT INTO ledger_entries (licensee_id, kind, amount_minor, currency, reference,
+        reason, idempotency_key, created_at) VALUES (%s, 'adjustment', %s, %s, %s, %s, %s, %s)
+    ON CONFLICT ON CONSTRAINT ledger_entries_idempotent DO NOTHING RETURNING *"""
+BY_KEY = "SELECT * FROM ledger_entries WHERE licensee_id = %s AND idempotency_key = %s"
 GOVERNMENT = """SELECT org_id, min(coalesce(occurred_at, period_start)),
         max(coalesce(occurred_at, period_start)), sum(calls), sum(records)
     FROM usage_entries WHERE licensee_id = %s AND org_type = 'government'
@@ -90,31 +96,28 @@ def report(
 def post_adjustment(
     conn: psycopg.Connection, licensee_id: str, adjustment: Adjustment, key: str | None, now: datetime
 ) -> tuple[dict[str, Any], bool]:
-    """Append an adjustment entry (inside the caller's transaction); return (entry, created)."""
+    """Append an adjustment entry (inside the caller's transaction); return (entry, created).
+
+    A key seen before returns its entry, or raises IdempotencyConflict when it posted something else."""
     with conn.cursor(row_factory=dict_row) as cursor:
-        if key is not None:
-            found = cursor.execute(
-                "SELECT * FROM ledger_entries WHERE licensee_id = %s AND idempotency_key = %s",
-                (licensee_id, key),
-            ).fetchone()
-            if found is not None:
-                return _public(found), False
+        if key is not None and (found := cursor.execute(BY_KEY, (licensee_id, key)).fetchone()):
+            return _replayed(found, adjustment, key), False
         currency = _currency(conn, licensee_id, adjustment)
-        entry = cursor.execute(
-            """INSERT INTO ledger_entries (licensee_id, kind, amount_minor, currency, reference, reason,
-               idempotency_key, created_at) VALUES (%s, 'adjustment', %s, %s, %s, %s, %s, %s) RETURNING *""",
-            (
-                licensee_id,
-                adjustment.amount_minor,
-                currency,
-                adjustment.reference,
-                adjustment.reason,
-                key,
-                now,
-            ),
-        ).fetchone()
-    assert entry is not None  # noqa: S101 - INSERT ... RETURNING returns the row
+        values = (licensee_id, adjustment.amount_minor, currency, adjustment.reference, adjustment.reason)
+        entry = cursor.execute(INSERT_ADJUSTMENT, (*values, key, now)).fetchone()
+        if entry is None and key is not None:  # a concurrent request with this key committed first
+            entry = cursor.execute(BY_KEY, (licensee_id, key)).fetchone()
+            assert entry is not None  # noqa: S101 - the conflict was this row
+            return _replayed(entry, adjustment, key), False
+    assert entry is not None  # noqa: S101 - without a key nothing conflicts: INSERT ... RETURNING returns it
     return _public(entry), True
+
+
+def _replayed(entry: dict[str, Any], adjustment: Adjustment, key: str) -> dict[str, Any]:
+    """The stored entry of a retry; a different adjustment under the same key is refused."""
+    if not adjustment.matches(entry):
+        raise IdempotencyConflict(key)
+    return _public(entry)
 
 
 def _currency(conn: psycopg.Connection, licensee_id: str, adjustment: Adjustment) -> str:
@@ -123,10 +126,11 @@ def _currency(conn: psycopg.Connection, licensee_id: str, adjustment: Adjustment
     row = conn.execute(
         "SELECT currency FROM invoices WHERE licensee_id = %s AND invoice_id = %s", (licensee_id, reference)
     ).fetchone()
-    if row is None and reference.isdigit() and len(reference) < 19:
+    entry_id = ascii_int(reference) if len(reference) < 19 else None  # a bigint has at most 19 digits
+    if row is None and entry_id is not None:
         row = conn.execute(
             "SELECT currency FROM ledger_entries WHERE licensee_id = %s AND entry_id = %s",
-            (licensee_id, int(reference)),
+            (licensee_id, entry_id),
         ).fetchone()
     if row is None:
         raise BadParameter("reference", "must be an invoice id or ledger entry id of this licensee")

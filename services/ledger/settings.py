@@ -12,10 +12,11 @@ from services.core import topics
 from services.core.errors import SettingsError
 from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, database_url, integer, number, tokens_file
+from services.serving.limits import HttpLimits
 
 DEFAULT_APP_ROLE = "tollgate_app"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])\Z")
 
 
 def role_of(url: str, default: str = DEFAULT_APP_ROLE) -> str:
@@ -50,6 +51,8 @@ class LedgerSettings:
     pool_size: int = 8
     # TLS/SASL towards Kafka for the fetcher and the dead-letter producer; its repr never shows a secret.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    # Header and body read timeouts, connection limit (`TOLLGATE_LEDGER_HEADER_TIMEOUT_SECONDS`, ...).
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     @property
     def app_role(self) -> str:
@@ -87,6 +90,7 @@ class LedgerSettings:
             backoff_max_seconds=number(environ, "TOLLGATE_LEDGER_BACKOFF_MAX_SECONDS", 30.0, 0.1),
             pool_size=integer(environ, "TOLLGATE_LEDGER_POOL_SIZE", 8, 1, 100),
             kafka_security=KafkaSecurity.from_env(environ),
+            http=HttpLimits.from_env(environ, "ledger"),
         )
         settings.check()
         return settings

@@ -6,12 +6,16 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import httpx
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
+LICENSEE = "omnisoft"
+MONTH = "2026-10"
 LEDGER_TABLES = ("agreements", "usage_entries", "invoices", "invoice_lines", "ledger_entries", "dead_letters")
 
 
@@ -83,3 +87,21 @@ class Spawned:
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
+
+
+def call(http: httpx.Client, targets: Targets, method: str, path: str, role: str = "finance",
+         **kwargs: Any) -> httpx.Response:  # fmt: skip
+    """A request to the ledger with `role`'s token."""
+    headers = {**targets.bearer(role), **kwargs.pop("headers", {})}
+    return http.request(method, targets.ledger_url + path, headers=headers, **kwargs)
+
+
+def assert_refused(answer: httpx.Response, status: int, field: str) -> None:
+    """`answer` has `status` and its `errors` list names `field`."""
+    assert answer.status_code == status, answer.text[:500]
+    assert field in {e["field"] for e in answer.json()["errors"]}, answer.text[:500]
+
+
+def adjustment(invoice: str, **fields: Any) -> dict[str, Any]:
+    """A valid adjustment body correcting `invoice`, with `fields` changed."""
+    return {"amount_minor": -500, "reason": "goodwill credit", "reference": invoice, **fields}

@@ -10,12 +10,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from security_support import Targets
+from security_support import LICENSEE, MONTH, Targets, adjustment, assert_refused, call
 
 pytestmark = pytest.mark.integration
 
-LICENSEE = "omnisoft"
-MONTH = "2026-10"
 OVERLONG = "@@overlong@@"
 TEXT: dict[str, str] = {
     "sql": "'; DROP TABLE usage_entries; --",
@@ -32,25 +30,6 @@ PATHS = [("GET", "/ledger"), ("GET", "/usage-report"), ("GET", f"/invoices/{MONT
          ("POST", f"/invoices/{MONTH}"), ("POST", "/adjustments")]  # fmt: skip
 
 
-def call(http: httpx.Client, targets: Targets, method: str, path: str, role: str = "finance",
-         **kwargs: Any) -> httpx.Response:  # fmt: skip
-    headers = {**targets.bearer(role), **kwargs.pop("headers", {})}
-    return http.request(method, targets.ledger_url + path, headers=headers, **kwargs)
-
-
-def assert_refused(answer: httpx.Response, status: int, field: str) -> None:
-    assert answer.status_code == status, answer.text[:500]
-    assert field in {e["field"] for e in answer.json()["errors"]}, answer.text[:500]
-
-
-@pytest.fixture(scope="module")
-def invoice_id(http: httpx.Client, targets: Targets) -> str:
-    """October's invoice for the licensee, issued (idempotently) by finance: adjustments reference it."""
-    answer = call(http, targets, "POST", f"/v1/licensees/{LICENSEE}/invoices/{MONTH}")
-    assert answer.status_code in (200, 201), answer.text
-    return str(answer.json()["invoice_id"])
-
-
 @pytest.mark.parametrize("kind", list(TEXT))
 @pytest.mark.parametrize(("method", "suffix"), PATHS)
 def test_a_hostile_licensee_id_in_the_path_is_a_400_naming_it(
@@ -64,6 +43,8 @@ def test_a_hostile_licensee_id_in_the_path_is_a_400_naming_it(
 
 MONTHS = [v for k, v in TEXT.items() if k != "dot_dot"]
 MONTHS += ["2026-13", "2026-1", "0000-00", "-2026-10", "2026-10-01", "9999-12"]
+# Digits beyond ASCII (fullwidth, Arabic-Indic), which \d and int() took before (issue 17).
+MONTHS += ["\uff12\uff10\uff12\uff16-10", "\u0662\u0660\u0662\u0666-10", "2026-1\u0660", "2026-10\n"]
 
 
 @pytest.mark.parametrize("value", MONTHS)
@@ -151,10 +132,6 @@ def test_a_hostile_authorization_header_is_a_401(
     answer = http.get(f"{targets.ledger_url}/v1/licensees/{LICENSEE}/ledger",
                       headers={"Authorization": authorization})  # fmt: skip
     assert_refused(answer, 401, "Authorization")
-
-
-def adjustment(invoice: str, **fields: Any) -> dict[str, Any]:
-    return {"amount_minor": -500, "reason": "goodwill credit", "reference": invoice, **fields}
 
 
 def encode(document: Any) -> bytes:

@@ -76,3 +76,26 @@ def test_the_service_role_moves_only_its_kafka_offsets(ledger_db: LedgerDb) -> N
         conn.execute("UPDATE consumer_offsets SET next_offset = 6")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM consumer_offsets")
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE consumer_offsets SET next_offset = 4",
+    "UPDATE consumer_offsets SET next_offset = 0",
+    "UPDATE consumer_offsets SET topic = 'other'",
+])  # fmt: skip
+def test_the_service_role_cannot_move_its_kafka_offsets_backwards_or_elsewhere(
+    ledger_db: LedgerDb, statement: str
+) -> None:
+    with psycopg.connect(ledger_db.app_url) as conn:
+        conn.execute("INSERT INTO consumer_offsets VALUES ('g', 't', 0, 5)")
+    with psycopg.connect(ledger_db.app_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement)
+    assert ledger_db.scalar("SELECT next_offset FROM consumer_offsets WHERE topic = 't'") == 5
+
+
+def test_the_owner_may_reset_the_kafka_offsets(ledger_db: LedgerDb) -> None:
+    with psycopg.connect(ledger_db.app_url) as conn:
+        conn.execute("INSERT INTO consumer_offsets VALUES ('g', 't', 0, 5)")
+    with psycopg.connect(ledger_db.owner_url) as conn:
+        conn.execute("UPDATE consumer_offsets SET next_offset = 0")
+    assert ledger_db.scalar("SELECT next_offset FROM consumer_offsets") == 0

@@ -110,3 +110,68 @@ def test_a_good_adjustment_is_accepted() -> None:
 ])  # fmt: skip
 def test_csv_is_chosen_only_when_the_client_accepts_text_csv(accept: str, csv: bool) -> None:
     assert params.wants_csv(accept) is csv
+
+
+# Digits Python's str.isdigit() or int() take beyond ASCII: superscript two, fullwidth, Arabic-Indic.
+NOT_ASCII_DIGITS = ["\u00b2", "\uff11\uff10", "\u0661\u0660", "1\u00b2", "\U0001d7d9"]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0", 0), ("0042", 42), ("9" * 18, 10**18 - 1), ("", None), ("+5", None), ("-1", None), (" 5", None),
+    ("1_000", None), ("1.0", None), ("5\n", None), *[(digits, None) for digits in NOT_ASCII_DIGITS],
+])  # fmt: skip
+def test_only_ascii_digits_read_as_an_integer(raw: str, expected: int | None) -> None:
+    assert params.ascii_int(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [*NOT_ASCII_DIGITS, "1_0", "+5", "9" * 5000])
+def test_a_limit_of_other_digits_is_refused_naming_it(raw: str) -> None:
+    with pytest.raises(BadParameter) as caught:
+        params.limit({"limit": raw})
+    assert caught.value.field == "limit"
+
+
+@pytest.mark.parametrize("raw", ["\uff12\uff10\uff12\uff16-10", "\u0662\u0660\u0662\u0666-10", "2026-1\u0660",
+                                 "2026-10\n"])  # fmt: skip
+def test_a_month_of_other_digits_is_refused_naming_it(raw: str) -> None:
+    with pytest.raises(BadParameter, match="month"):
+        params.month(raw)
+
+
+@pytest.mark.parametrize("raw", ["\uff12\uff10\uff12\uff16-10-01", "2026-10-0\u0661",
+                                 "\u0662\u0660\u0662\u0666-10", "2026-10-01T00:00:0\uff10Z"])  # fmt: skip
+@pytest.mark.parametrize("name", ["from", "to"])
+def test_a_time_bound_of_other_digits_is_refused_naming_it(name: str, raw: str) -> None:
+    with pytest.raises(BadParameter) as caught:
+        params.time_range({name: raw})
+    assert caught.value.field == name
+
+
+@pytest.mark.parametrize("reference", [*NOT_ASCII_DIGITS, "INV-x-2026-1\uff10", "tab\there"])
+def test_a_reference_that_is_not_printable_ascii_is_refused_naming_it(reference: str) -> None:
+    with pytest.raises(BadParameter) as caught:
+        params.adjustment({**GOOD, "reference": reference})
+    assert caught.value.field == "reference"
+
+
+def test_a_licensee_id_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(BadParameter, match="licensee_id"):
+        params.licensee("omnisoft\n")
+
+
+STORED = {"amount_minor": -5000, "reason": "goodwill", "reference": "INV-x-2026-10", "currency": "USD"}
+
+
+@pytest.mark.parametrize(("request_body", "same"), [
+    (GOOD, True),
+    ({**GOOD, "currency": "USD"}, True),
+    ({**GOOD, "reason": "  goodwill "}, True),  # stored stripped, compared stripped
+    ({**GOOD, "amount_minor": -5001}, False),
+    ({**GOOD, "reason": "other"}, False),
+    ({**GOOD, "reference": "12"}, False),
+    ({**GOOD, "currency": "EUR"}, False),
+])  # fmt: skip
+def test_a_retry_matches_its_stored_entry_and_a_different_adjustment_does_not(
+    request_body: dict[str, Any], same: bool
+) -> None:
+    assert params.adjustment(request_body).matches(STORED) is same
