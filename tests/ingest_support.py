@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+from services.core.clock import FixedClock
+
+# The clock of an ingest app under test: its events are of October 2026, within the maximum age of this day.
+INGEST_NOW = FixedClock(datetime(2026, 11, 1, tzinfo=UTC))
 
 
 def api_call_event(event_id: str, *, source: str, licensee: str, records: int, size: int) -> dict[str, Any]:

@@ -17,6 +17,9 @@ PROCESSOR_SOURCE = "tollgate/processor"
 def parse_time(value: str) -> datetime:
     """Parse an RFC 3339 timestamp into an aware UTC datetime; raise ValueError otherwise."""
     text = value.strip()
+    if not text.isascii():
+        # RFC 3339 is ASCII; refusing here keeps fullwidth or Arabic-Indic digits out whatever Python reads.
+        raise ValueError(f"timestamp {value!r} is not ASCII")
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)

@@ -1,4 +1,10 @@
-"""JSON Schemas of every message, compiled once; fast path for valid input, full detail for invalid."""
+"""JSON Schemas of every message, compiled once; fast path for valid input, full detail for invalid.
+
+Integers are strict in both validators: JSON Schema counts 1.0 (and 1e2, which JSON parsers read as 100.0)
+as an integer, and fastjsonschema and jsonschema both follow it. Tollgate does not: a float in an integer
+field is refused, so `records: 1e2` is never published as `100.0`. fastjsonschema has no hook for types,
+so a document holding any float is judged by the (strict) detailed validator instead.
+"""
 
 from __future__ import annotations
 
@@ -39,11 +45,35 @@ def _fast(event_type: str) -> Callable[[Any], Any]:
     return compiled
 
 
+def _strict_integer(_: object, instance: object) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 @functools.cache
 def _detailed(event_type: str) -> jsonschema.protocols.Validator:
     schema = load_schema(event_type)
-    validator_cls = jsonschema.validators.validator_for(schema)
-    return validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+    base = jsonschema.validators.validator_for(schema)
+    checker = base.TYPE_CHECKER.redefine("integer", _strict_integer)
+    validator_cls = jsonschema.validators.extend(base, type_checker=checker)
+    return validator_cls(schema, format_checker=base.FORMAT_CHECKER)
+
+
+def json_children(document: Any) -> Any:
+    """The values of a JSON object or the items of an array; nothing for a scalar."""
+    if isinstance(document, dict):
+        return document.values()
+    return document if isinstance(document, list) else ()
+
+
+def holds_float(document: Any) -> bool:
+    """Whether any value in the JSON `document` is a float (the fast validator would take 1.0 as integer)."""
+    if isinstance(document, float):
+        return True
+    # A plain loop, like ingest's depth check: this runs for every event.
+    for child in json_children(document):  # noqa: SIM110
+        if holds_float(child):
+            return True
+    return False
 
 
 def _field(path: Any) -> str:
@@ -57,7 +87,14 @@ def problems(event_type: str, document: Any) -> list[dict[str, str]]:
     except fastjsonschema.JsonSchemaException:
         pass
     else:
-        return []
+        if not holds_float(document):
+            return []
+        return _detail(event_type, document)
+    return _detail(event_type, document) or [{"field": "(event)", "reason": "does not match the schema"}]
+
+
+def _detail(event_type: str, document: Any) -> list[dict[str, str]]:
+    """The detailed (strict-integer) validator's findings, each naming its field."""
     found = []
     errors = sorted(_detailed(event_type).iter_errors(document), key=lambda e: list(map(str, e.path)))
     for error in errors:
@@ -67,7 +104,7 @@ def problems(event_type: str, document: Any) -> list[dict[str, str]]:
             missing = [k for k in required if k not in error.instance]
             path = [*path, missing[0]] if missing else path
         found.append({"field": _field(path), "reason": _reason(error)})
-    return found or [{"field": "(event)", "reason": "does not match the schema"}]
+    return found
 
 
 def _reason(error: jsonschema.ValidationError) -> str:

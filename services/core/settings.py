@@ -29,6 +29,9 @@ def _parsed(environ: Mapping[str, str], name: str, convert: Callable[[str], _T],
     if not raw:
         return None
     try:
+        if not raw.isascii():
+            # int() and float() also read fullwidth and Arabic-Indic digits; settings are ASCII.
+            raise ValueError("not ASCII")
         return convert(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be {kind}, got {raw!r}") from exc
@@ -81,6 +84,6 @@ def bootstrap_servers(environ: Mapping[str, str], name: str = "TOLLGATE_KAFKA_BO
     value = require(environ, name)
     for server in value.split(","):
         host, _, port = server.strip().rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             raise SettingsError(f"{name} must be host:port[,host:port], got {value!r}")
     return value

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from services.core.errors import TollgateError
+from services.demo.scenario import MONTH_START
 from services.stack.state import StackInfo
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,10 @@ class ServiceLauncher:
 
     def _env(self, specific: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
+        # The scenario is a fixed month (October 2026) that falls out of ingest's 35-day default as time goes
+        # by: these services take event times back to a year before it, unless told otherwise.
+        reach = datetime.now(UTC) - (MONTH_START - timedelta(days=366))
+        env.setdefault("TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS", str(int(reach.total_seconds())))
         env.update({
             "TOLLGATE_KAFKA_BOOTSTRAP": self.endpoints.kafka_bootstrap,
             "TOLLGATE_DATABASE_URL": self.endpoints.database_url,

@@ -24,6 +24,7 @@ from services.ingest.openapi import openapi_document
 from services.ingest.publisher import Publisher
 from services.ingest.settings import IngestSettings
 from services.ingest.validation import BODY, accept, media_kind, problem, to_records
+from services.serving.guard import guard_middleware
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     """The body, refused with 413 as soon as it exceeds `max_bytes`, whatever Content-Length claims."""
     too_large = Refused(413, [problem(None, BODY, f"body exceeds {max_bytes} bytes")])
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    # isdigit() alone takes "²", which int() refuses (a 500): only ASCII digits are a length.
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
@@ -89,6 +91,7 @@ class EventsEndpoint:
         self.clock = clock
         self.metrics = metrics
         self.max_future = timedelta(seconds=settings.max_future_seconds)
+        self.max_age = timedelta(seconds=settings.max_event_age_seconds)
 
     async def handle(self, request: Request) -> Response:
         """Answer one request; every refusal becomes a JSON `errors` list."""
@@ -105,7 +108,8 @@ class EventsEndpoint:
         principal = bearer_principal(request, self.tokens)
         kind = media_kind(request.headers.get("content-type"))
         body = await read_body(request, self.settings.max_bytes)
-        accepted = accept(kind, body, principal, self.clock.now(), self.settings.max_batch, self.max_future)
+        now, max_batch = self.clock.now(), self.settings.max_batch
+        accepted = accept(kind, body, principal, now, max_batch, self.max_future, self.max_age)
         try:
             await self.publisher.publish(to_records(accepted.events))
         except PublishFailed as exc:
@@ -153,6 +157,7 @@ def create_app(
 
     app = Starlette(
         lifespan=lifespan,
+        middleware=[guard_middleware(settings.http.body_timeout_seconds)],
         routes=[
             Route("/v1/events", endpoint.handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

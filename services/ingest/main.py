@@ -19,6 +19,8 @@ from services.ingest.errors import IngestError
 from services.ingest.kafka_publisher import KafkaPublisher
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
+from services.serving.limits import HttpLimits
+from services.serving.server import uvicorn_config
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,12 @@ def run(environ: Mapping[str, str]) -> None:
         settings.metrics_port, addr=settings.host, registry=metrics.registry
     )
     app = create_app(settings, publisher, FileTokenStore(settings.tokens_file), metrics=metrics)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
-        host=settings.host,
-        port=settings.port,
+        settings.host,
+        settings.port,
+        settings.http,
         lifespan="on",
-        access_log=False,
-        log_config=None,
         timeout_graceful_shutdown=int(settings.produce_timeout_seconds) + 5,
     )
     log.info(
@@ -67,9 +68,11 @@ def run(environ: Mapping[str, str]) -> None:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, port: int, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(
+    app: ASGIApp, port: int, host: str = "127.0.0.1", limits: HttpLimits | None = None
+) -> Iterator[str]:
     """Serve `app` with uvicorn in a background thread (tests, benchmarks); yields the base URL."""
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False, log_config=None)
+    config = uvicorn_config(app, host, port, limits or HttpLimits(), lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ from services.core import topics
 from services.core.errors import SettingsError
 from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, integer, number, tokens_file
+from services.serving.limits import HttpLimits
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _COMPRESSIONS = ("", "gzip", "snappy", "lz4", "zstd")
@@ -31,10 +32,15 @@ class IngestSettings:
     retry_after_seconds: int = 2
     # Event times further ahead are refused: a skewed gateway clock would bill a future month.
     max_future_seconds: int = 300
+    # Older event times are refused (400 naming `time`): 35 days covers replaying last month. Tighter than
+    # the processor's own bound (TOLLGATE_PROCESSOR_MAX_EVENT_AGE_SECONDS), so what ingest accepts it counts.
+    max_event_age_seconds: int = 3_024_000
     topic: str = topics.API_CALLS
     compression: str = ""
     # TLS/SASL towards Kafka (`TOLLGATE_KAFKA_SECURITY_PROTOCOL`, ...); its repr never shows a secret.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    # Header and body read timeouts, connection limit (`TOLLGATE_INGEST_HEADER_TIMEOUT_SECONDS`, ...).
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestSettings:
@@ -50,9 +56,13 @@ class IngestSettings:
             produce_timeout_seconds=number(environ, "TOLLGATE_INGEST_PRODUCE_TIMEOUT_SECONDS", 5.0, 0.1),
             retry_after_seconds=integer(environ, "TOLLGATE_INGEST_RETRY_AFTER_SECONDS", 2, 1, 3600),
             max_future_seconds=integer(environ, "TOLLGATE_INGEST_MAX_FUTURE_SECONDS", 300, 0, 366 * 86400),
+            max_event_age_seconds=integer(
+                environ, "TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS", 3_024_000, 60, 100 * 366 * 86400
+            ),
             topic=environ.get("TOLLGATE_INGEST_TOPIC", "").strip() or topics.API_CALLS,
             compression=environ.get("TOLLGATE_INGEST_COMPRESSION", "").strip().lower(),
             kafka_security=KafkaSecurity.from_env(environ),
+            http=HttpLimits.from_env(environ, "ingest"),
         )
         settings.check()
         return settings

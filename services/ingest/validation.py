@@ -11,7 +11,7 @@ import orjson
 
 from services.core import ids
 from services.core.events import format_time, parse_time
-from services.core.schemas import API_CALL_TYPE, problems
+from services.core.schemas import API_CALL_TYPE, json_children, problems
 from services.core.tokens import Principal
 from services.ingest.errors import Refused
 
@@ -22,6 +22,10 @@ BODY = "(body)"
 # A valid event nests four levels (event, data, requester, value); anything much deeper is refused before
 # the detailed schema check, whose error messages recurse and would overflow on hostile nesting.
 MAX_DEPTH = 8
+# Defaults of TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS (a month's replay plus its invoice grace, and a little
+# more) and TOLLGATE_INGEST_MAX_FUTURE_SECONDS.
+MAX_AGE = timedelta(seconds=3_024_000)
+MAX_FUTURE = timedelta(seconds=300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +82,13 @@ def parse_body(kind: Kind, body: bytes, max_batch: int) -> list[Any]:
 
 def nested_deeper_than(document: Any, limit: int) -> bool:
     """Whether JSON `document` nests containers more than `limit` levels (recursion stops at `limit`)."""
-    if isinstance(document, dict):
-        children: Any = document.values()
-    elif isinstance(document, list):
-        children = document
-    else:
+    if not isinstance(document, dict | list):
         return False
     if limit <= 0:
         return True
     # Only containers are descended into, so a valid event costs three calls (a plain loop: any() with a
     # generator is twice as slow here, and this runs for every event).
-    for child in children:  # noqa: SIM110
+    for child in json_children(document):
         if isinstance(child, dict | list) and nested_deeper_than(child, limit - 1):
             return True
     return False
@@ -119,7 +119,19 @@ def check_nul(body: bytes, documents: Sequence[Any]) -> None:
         raise Refused(400, found, events=len(documents))
 
 
-def event_problems(index: int, document: Any, now: datetime, max_future: timedelta) -> list[dict[str, Any]]:
+def time_problem(at: datetime, now: datetime, max_future: timedelta, max_age: timedelta) -> str | None:
+    """Why an event time is out of bounds, or None: too far ahead would bill a future month, too old (such as
+    year 1) is no metering a gateway does and would reach the processor's windows."""
+    if at > now + max_future:
+        return f"event time is more than {int(max_future.total_seconds())}s ahead of {format_time(now)}"
+    if at < now - max_age:
+        return f"event time is more than {int(max_age.total_seconds())}s before {format_time(now)}"
+    return None
+
+
+def event_problems(
+    index: int, document: Any, now: datetime, max_future: timedelta, max_age: timedelta = MAX_AGE
+) -> list[dict[str, Any]]:
     """Every problem of one event, each naming its field; empty when it is acceptable."""
     if nested_deeper_than(document, MAX_DEPTH):
         return [problem(index, "(event)", f"nested deeper than {MAX_DEPTH} levels")]
@@ -130,15 +142,17 @@ def event_problems(index: int, document: Any, now: datetime, max_future: timedel
         at = parse_time(document["time"])
     except (ValueError, OverflowError) as exc:
         return [problem(index, "time", f"not an RFC 3339 timestamp: {str(exc)[:120]}")]
-    if at > now + max_future:
-        reason = f"event time is more than {int(max_future.total_seconds())}s ahead of {format_time(now)}"
-        return [problem(index, "time", reason)]
-    return []
+    reason = time_problem(at, now, max_future, max_age)
+    return [problem(index, "time", reason)] if reason else []
 
 
-def check_events(documents: Sequence[Any], now: datetime, max_future: timedelta) -> None:
+def check_events(
+    documents: Sequence[Any], now: datetime, max_future: timedelta, max_age: timedelta = MAX_AGE
+) -> None:
     """400 listing the problems of every bad event: a batch is all or nothing."""
-    found = [p for index, doc in enumerate(documents) for p in event_problems(index, doc, now, max_future)]
+    found = [
+        p for index, doc in enumerate(documents) for p in event_problems(index, doc, now, max_future, max_age)
+    ]
     if found:
         raise Refused(400, found, events=len(documents))
 
@@ -167,11 +181,17 @@ def dedupe(documents: Sequence[dict[str, Any]]) -> Accepted:
 
 
 def accept(
-    kind: Kind, body: bytes, principal: Principal, now: datetime, max_batch: int, max_future: timedelta
+    kind: Kind,
+    body: bytes,
+    principal: Principal,
+    now: datetime,
+    max_batch: int,
+    max_future: timedelta = MAX_FUTURE,
+    max_age: timedelta = MAX_AGE,
 ) -> Accepted:
     """Every body check in contract order: 400 malformed/invalid, 413 too many, 403 foreign source."""
     documents = parse_body(kind, body, max_batch)
-    check_events(documents, now, max_future)
+    check_events(documents, now, max_future, max_age)
     check_nul(body, documents)
     check_sources(principal, documents)
     return dedupe(documents)

@@ -7,7 +7,8 @@ Roles (bearer tokens from `services.core.tokens`):
 - `GET .../invoices/{YYYY-MM}` never issues: it answers 404 until the invoice exists (the periodic invoicer,
   or finance's POST, issues it once the month is closed plus the grace period).
 Answers: 400 names the bad parameter (`{"errors": [{"field", "reason"}]}`), 401 without a valid token,
-403 for a role that may not, 404, 409 (not due yet, nothing to invoice), 503 while PostgreSQL is unreachable.
+403 for a role that may not, 404, 408 (body too slow), 409 (not due yet, nothing to invoice), 422 (an
+Idempotency-Key reused for a different adjustment), 503 while PostgreSQL is unreachable.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from services.core.clock import Clock
 from services.core.tokens import Principal, TokenStore
 from services.ledger import openapi, params, render, repository
 from services.ledger.db import Connect
-from services.ledger.errors import BadParameter, InvoiceNotDue, NothingToInvoice
+from services.ledger.errors import BadParameter, IdempotencyConflict, InvoiceNotDue, NothingToInvoice
 from services.ledger.invoice_math import due_at
 from services.ledger.invoices import Invoicer
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.settings import LedgerSettings
+from services.serving.guard import guard_middleware
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,9 @@ class LedgerApi:
                 return errors(400, exc.field, exc.reason)
             except (InvoiceNotDue, NothingToInvoice) as exc:
                 return errors(409, "month", str(exc))
+            except IdempotencyConflict as exc:
+                # As payment APIs do: a reused key with another body is the client's bug, never a silent drop.
+                return errors(422, "Idempotency-Key", f"{exc}; use a new key for a new adjustment")
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 log.warning("database unavailable: %s", exc)
                 return errors(503, "database", "PostgreSQL is unavailable; retry later", {"Retry-After": "5"})
@@ -236,4 +241,4 @@ def create_app(
         Route(base + "/invoices/{month}", api.guard(READERS, api.invoice), methods=["GET"]),
         Route(base + "/invoices/{month}", api.guard(WRITERS, api.issue), methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[guard_middleware(settings.http.body_timeout_seconds)])

@@ -21,6 +21,7 @@ from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.pricing import Month
 from services.ledger.settings import LedgerSettings
+from services.serving.server import uvicorn_config
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,8 @@ def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
     for worker in workers:
         worker.start()
     app = create_app(settings, connect, FileTokenStore(settings.tokens_file), clock, metrics, invoicer)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        lifespan="off",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
+    config = uvicorn_config(
+        app, settings.host, settings.port, settings.http, lifespan="off", timeout_graceful_shutdown=10
     )
     log.info(
         "ledger on http://%s:%d, metrics on :%d, consuming %s",

@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from security_support import Spawned, Targets, with_search_path
+from security_support import LICENSEE, MONTH, Spawned, Targets, call, with_search_path
 
 from services.core.agreements import load_agreements
 from services.core.tokens import FileTokenStore
@@ -54,6 +54,8 @@ def targets(stack_info: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> 
         "TOLLGATE_LEDGER_TOPIC": topics["billable"],
         "TOLLGATE_LEDGER_DLQ_TOPIC": topics["dlq"],
         "TOLLGATE_LEDGER_CONSUMER_GROUP": f"security-{suffix}",
+        # The default, which the launcher widens for the demo's fixed month: this tier attacks the real one.
+        "TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS": "3024000",
     })  # fmt: skip
     try:
         ledger = launcher.start_ledger()
@@ -72,6 +74,14 @@ def http() -> Iterator[httpx.Client]:
     """One HTTP client for the tier."""
     with httpx.Client(timeout=30.0) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def invoice_id(http: httpx.Client, targets: Targets) -> str:
+    """October's invoice for the licensee, issued (idempotently) by finance: adjustments reference it."""
+    answer = call(http, targets, "POST", f"/v1/licensees/{LICENSEE}/invoices/{MONTH}")
+    assert answer.status_code in (200, 201), answer.text
+    return str(answer.json()["invoice_id"])
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from ingest_support import api_call_event
+from ingest_support import INGEST_NOW, api_call_event
 from kafka import KafkaConsumer, TopicPartition
 
 from services.core.tokens import InMemoryTokenStore
@@ -98,7 +98,7 @@ def live_ingest(tmp_path: Path) -> Iterator[Callable[..., LiveIngest]]:
         tokens = InMemoryTokenStore()
         token = tokens.create("it-gateway", "ingest")
         publisher = KafkaPublisher(settings)
-        server = serve_in_thread(create_app(settings, publisher, tokens), free_port())
+        server = serve_in_thread(create_app(settings, publisher, tokens, INGEST_NOW), free_port())
         url = server.__enter__()
         client = httpx.Client(timeout=30.0)
         stack.append((server, client))

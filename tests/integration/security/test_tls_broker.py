@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 from aiokafka.errors import KafkaError as AioKafkaError
+from ingest_support import INGEST_NOW
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
@@ -88,7 +89,8 @@ def _ingest(settings: IngestSettings) -> Iterator[Callable[[str, Any], httpx.Res
     publisher = KafkaPublisher(settings)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/cloudevents-batch+json"}
     try:
-        with serve_in_thread(create_app(settings, publisher, tokens), free_port()) as url, httpx.Client(
+        app = create_app(settings, publisher, tokens, INGEST_NOW)
+        with serve_in_thread(app, free_port()) as url, httpx.Client(
             base_url=url, timeout=30.0, headers=headers
         ) as client:
             yield lambda path, events: (

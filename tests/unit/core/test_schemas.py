@@ -6,6 +6,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from services.core import schemas
@@ -101,3 +102,40 @@ def test_an_invalid_agreement_names_the_bad_field(path: str, value: Any, field: 
     event = load_agreements(AGREEMENTS_FILE)[0].to_cloudevent()
     found = schemas.problems(schemas.AGREEMENT_TYPE, _with(event, path, value))
     assert field in [p["field"] for p in found], found
+
+
+@pytest.mark.parametrize("path", ["data.records", "data.status", "data.bytes"])
+@pytest.mark.parametrize("raw", ["1.0", "1e2", "2E2", "200.0", "-0.0", "1.5"])
+def test_a_number_with_a_fraction_or_exponent_in_an_integer_field_is_refused(path: str, raw: str) -> None:
+    # Parsed as ingest parses a body: orjson reads 1e2 as the float 100.0.
+    event = _with(CALL, path, orjson.loads(raw))
+    assert isinstance(event["data"][path.split(".")[-1]], float)
+    assert path in {p["field"] for p in schemas.problems(schemas.API_CALL_TYPE, event)}
+
+
+def test_the_fast_validator_alone_would_take_a_whole_float_as_an_integer() -> None:
+    # Why problems() sends documents holding floats to the strict validator (see services/core/schemas.py).
+    event = _with(CALL, "data.records", 100.0)
+    assert schemas._fast(schemas.API_CALL_TYPE)(event) is not None
+    assert schemas.problems(schemas.API_CALL_TYPE, _with(CALL, "data.records", 100)) == []
+
+
+@pytest.mark.parametrize("path", ["id", "source", "subject", "data.endpoint"])
+def test_a_nul_in_a_text_field_is_refused_by_the_schema(path: str) -> None:
+    found = schemas.problems(schemas.API_CALL_TYPE, _with(CALL, path, "a\x00b"))
+    assert [p["field"] for p in found] == [path]
+
+
+@pytest.mark.parametrize("moment", [
+    "\uff12\uff10\uff12\uff16-10-15T10:00:00Z", "2026-10-15T10:00:0\u0665Z", "2026-10-15T10:00:00.\u0661Z",
+    "2026-10-15T10:00:00+0200",
+])  # fmt: skip
+def test_an_event_time_with_non_ascii_digits_or_a_bare_offset_is_refused(moment: str) -> None:
+    found = schemas.problems(schemas.API_CALL_TYPE, _with(CALL, "time", moment))
+    assert "time" in {p["field"] for p in found}
+
+
+def test_a_float_where_the_schema_allows_a_number_is_still_valid() -> None:
+    document = load_agreements(AGREEMENTS_FILE)[0].to_cloudevent()
+    assert schemas.holds_float(document)  # warning_ratio and severe_ratio
+    assert schemas.problems(schemas.AGREEMENT_TYPE, document) == []

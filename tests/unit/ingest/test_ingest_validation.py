@@ -60,20 +60,33 @@ def test_a_valid_event_has_no_problems(api_call: Callable[..., dict[str, Any]]) 
     assert event_problems(0, api_call(), NOW, FIVE_MINUTES) == []
 
 
+MAX_AGE = timedelta(seconds=3_024_000)
+
+
 @pytest.mark.parametrize(
     ("ahead", "problem"),
     [
         (timedelta(0), False),
         (FIVE_MINUTES, False),
         (FIVE_MINUTES + timedelta(seconds=1), True),
-        (timedelta(days=-3650), False),
+        (-MAX_AGE, False),
+        (-MAX_AGE - timedelta(seconds=1), True),
+        (timedelta(days=-3650), True),
+        (datetime(1, 1, 1, tzinfo=UTC) - NOW, True),
     ],
 )
-def test_only_events_from_too_far_in_the_future_are_refused(
+def test_only_events_within_the_age_and_lead_bounds_are_accepted(
     api_call: Callable[..., dict[str, Any]], ahead: timedelta, problem: bool
 ) -> None:
     event = api_call(time=(NOW + ahead).isoformat())
-    assert bool(event_problems(0, event, NOW, FIVE_MINUTES)) is problem
+    found = event_problems(0, event, NOW, FIVE_MINUTES, MAX_AGE)
+    assert bool(found) is problem
+    assert {p["field"] for p in found} <= {"time"}
+
+
+def test_the_default_maximum_age_is_35_days(api_call: Callable[..., dict[str, Any]]) -> None:
+    assert event_problems(0, api_call(time=(NOW - timedelta(days=35)).isoformat()), NOW, FIVE_MINUTES) == []
+    assert event_problems(0, api_call(time=(NOW - timedelta(days=36)).isoformat()), NOW, FIVE_MINUTES)
 
 
 def test_foreign_sources_are_listed_by_index(api_call: Callable[..., dict[str, Any]]) -> None:
@@ -159,3 +172,33 @@ def test_a_lying_content_length_does_not_get_a_large_body_through(
     assert status == 413
     assert orjson.loads(body)["errors"][0]["field"] == "(body)"
     assert ingest.publisher.records == []
+
+
+def _refused(body: bytes) -> list[tuple[str, str]]:
+    """(field, reason) of every problem `accept` finds in a single-event body; empty when accepted."""
+    try:
+        accept("single", body, GATEWAY, NOW, 1000)
+    except Refused as exc:
+        assert exc.status == 400
+        return [(p["field"], p["reason"]) for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize("field", ["records", "status", "bytes"])
+@pytest.mark.parametrize(("literal", "refused"), [
+    (b"200", False), (b"200.0", True), (b"2e2", True), (b"2E+2", True), (b"200.000", True), (b"2.5e1", True),
+])  # fmt: skip
+def test_an_integer_field_takes_only_integer_literals(
+    api_call: Callable[..., dict[str, Any]], field: str, literal: bytes, refused: bool
+) -> None:
+    # Written into the raw body, as a gateway would: orjson reads 2e2 as the float 200.0.
+    body = orjson.dumps(api_call(**{f"data__{field}": "@@"})).replace(b'"@@"', literal)
+    assert {f for f, _ in _refused(body)} == ({f"data.{field}"} if refused else set())
+
+
+@pytest.mark.parametrize("field", ["id", "source"])
+@pytest.mark.parametrize("value", ["\x00", "a\x00b", "gw\x00"])
+def test_a_nul_in_the_id_or_source_is_refused_naming_it(
+    api_call: Callable[..., dict[str, Any]], field: str, value: str
+) -> None:
+    assert [f for f, _ in _refused(orjson.dumps(api_call(**{field: value})))] == [field]

@@ -1,0 +1,1 @@
+"""HTTP serving shared by ingest and the ledger: uvicorn with read timeouts and a connection limit."""
