@@ -18,8 +18,13 @@ def read_topic(
     """Every record of `topic` up to its end offsets now, decoded as JSON, in partition order."""
     from kafka import KafkaConsumer, TopicPartition
 
+    # read_committed: the processor's outputs of aborted transactions are not alerts or usage.
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **security.kafka_python()
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed",
+        **security.kafka_python(),
     )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -113,11 +113,12 @@ class LedgerConsumer:
         """Poll one batch and write it in one transaction; return the records handled."""
         kafka = self._ensure_ready()
         records = kafka.poll(self.settings.poll_timeout_ms, self.settings.batch_max)
-        if records:
+        ends: dict[int, int] = {}
+        for record in records:
+            ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+        self._past_markers(kafka, ends)
+        if ends:
             rows, dead = self._decode(records)
-            ends: dict[int, int] = {}
-            for record in records:
-                ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
             if dead:
                 s = self.settings
                 self._dlq = self._dlq or DeadLetterPublisher(
@@ -129,6 +130,21 @@ class LedgerConsumer:
             self.metrics.written("usage", inserted)
         self._report_lag(kafka)
         return len(records)
+
+    def _past_markers(self, kafka: Fetcher, ends: dict[int, int]) -> None:
+        """Move `ends` to the consumer's positions where they passed transaction markers.
+
+        The processor writes in Kafka transactions: each commit leaves a marker that takes an offset and
+        is never returned as a record. Storing the position past it keeps the stored offsets equal to the
+        end of the topic once everything is read (lag 0, `drain` returns).
+        """
+        for partition in kafka.partitions:
+            known = self.positions.get(partition)
+            if known is None and partition not in ends:
+                continue  # never read yet: its position is not resolved
+            position = kafka.position(partition)
+            if position > max(ends.get(partition, 0), known or 0):
+                ends[partition] = position
 
     def drain(self, timeout: float = 120.0) -> None:
         """Consume until every partition is committed up to the end offsets seen now."""

@@ -57,6 +57,8 @@ class Fetcher:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # The processor writes in Kafka transactions: only committed billable records are usage.
+            isolation_level="read_committed",
             max_poll_records=self._batch_max,
             fetch_max_bytes=FETCH_MAX_BYTES,
             max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
@@ -101,6 +103,11 @@ class Fetcher:
         tps = [TopicPartition(self.topic, p) for p in self.partitions]
         ends = self._run(self._ready().end_offsets(tps))
         return {tp.partition: end for tp, end in ends.items()}
+
+    def position(self, partition: int) -> int:
+        """The next offset the consumer will read: past any transaction markers it stepped over."""
+        found: int = self._run(self._ready().position(TopicPartition(self.topic, partition)))
+        return found
 
     def highwater(self, partition: int) -> int | None:
         """The last high watermark a fetch saw, or None before the first fetch."""
