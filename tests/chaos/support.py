@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 from senders import Senders, SendReport, batches
 
 from services.core import topics
 from services.core.agreements import Agreement, load_agreements, parse_agreement
-from services.core.events import ApiCall, loads
+from services.core.events import ApiCall
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import RunningService, ServiceLauncher
 from services.demo.observe import metric_sum, read_topic
@@ -459,7 +458,7 @@ class Observed:
     events: Counter[tuple[str, str]]  # ledger rows per event identity
     alert_ids: frozenset[str]
     alert_messages: int
-    processor_usage: dict[str, tuple[int, int]]  # from the processor's own state (its changelog)
+    processor_usage: dict[str, tuple[int, int]]  # what the processor counted (its committed billable records)
     invoices: dict[str, int]
 
 
@@ -483,67 +482,21 @@ def ledger_usage(database_url: str) -> tuple[dict[str, tuple[int, int]], Counter
 def processor_usage(
     bootstrap: str, licensees: Iterable[str], month: str = MONTH
 ) -> dict[str, tuple[int, int]]:
-    """Per licensee (calls, records) of `month` in the processor's table: the latest changelog record of
-    each licensee, i.e. what the processor counted, across every restart."""
-    latest = latest_values(bootstrap, f"{PROCESSOR_GROUP}-licensees-changelog", set(licensees))
+    """Per licensee (calls, records) of `month` that the processor counted, across every restart.
+
+    The processor emits one billable record per counted call in the same Kafka transaction as the state
+    change, so its committed billable records, not deduplicated here, are its counts: a call it counted
+    twice would show up twice.
+    """
+    wanted = set(licensees)
     usage: dict[str, tuple[int, int]] = {}
-    for licensee, state in latest.items():
-        months = state.get("months", {}) if isinstance(state, dict) else {}
-        if month in months:
-            usage[licensee] = (int(months[month]["calls"]), int(months[month]["records"]))
+    for record in read_topic(bootstrap, topics.BILLABLE):
+        data = record["data"]
+        licensee = data["licensee_id"]
+        if licensee in wanted and data["period_start"].startswith(month):
+            calls, records = usage.get(licensee, (0, 0))
+            usage[licensee] = (calls + int(data["calls"]), records + int(data["records"]))
     return usage
-
-
-def latest_values(bootstrap: str, topic: str, keys: set[str], timeout: float = 60.0) -> dict[str, Any]:
-    """The latest JSON value of each of `keys` on `topic`, reading each partition backwards from its end in
-    growing steps (a licensee's state is large; the whole changelog is slow to read)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
-    found: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = consumer.end_offsets(partitions)
-        starts = consumer.beginning_offsets(partitions)
-        step = 32
-        from_offset = {tp: int(ends[tp]) for tp in partitions}
-        while keys - set(found) and any(from_offset[tp] > starts[tp] for tp in partitions):
-            window: dict[Any, tuple[int, int]] = {}
-            for tp in partitions:
-                if from_offset[tp] > starts[tp]:
-                    window[tp] = (max(int(starts[tp]), from_offset[tp] - step), from_offset[tp])
-            consumer.assign(list(window))
-            for tp, (low, _) in window.items():
-                consumer.seek(tp, low)
-            newest: dict[str, Any] = {}
-            while any(consumer.position(tp) < high for tp, (_, high) in window.items()):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not read {topic} within {timeout:.0f}s")
-                for tp, batch in consumer.poll(timeout_ms=500).items():
-                    high = window[tp][1]
-                    for r in batch:
-                        if r.offset < high:
-                            key = _decode_key(r.key.decode() if r.key else "")
-                            newest[key] = loads(r.value) if r.value is not None else None
-            for key, value in newest.items():
-                if key in keys and key not in found:
-                    found[key] = value
-            for tp, (low, _) in window.items():
-                from_offset[tp] = low
-            step *= 4
-        return found
-    finally:
-        consumer.close()
-
-
-def _decode_key(key: str) -> str:
-    with contextlib.suppress(ValueError):
-        decoded = orjson.loads(key)
-        if isinstance(decoded, str):
-            return decoded
-    return key
 
 
 def observe(deployed: Deployment, licensees: Iterable[str], month: str = MONTH) -> Observed:
