@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from services.core.schemas import AGREEMENT_TYPE, problems
 AGREEMENTS_SOURCE = "tollgate/agreements"
 DEFAULT_WARNING_RATIO = 0.8
 DEFAULT_SEVERE_RATIO = 1.5
+# ASCII digits only and no other ISO 8601 forms: date.fromisoformat also reads 20260101 and 2026-W01-1.
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+BOUND_REASON = "must be a date (YYYY-MM-DD) or an RFC 3339 date-time with a UTC offset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,19 +101,28 @@ class Agreement:
         return cloudevent(AGREEMENT_TYPE, version, AGREEMENTS_SOURCE, self.effective_from, self.raw)
 
 
+def parse_bound(value: str, end: bool = False) -> datetime:
+    """An agreement date as an instant: a plain date is 00:00 UTC that day, or as an `end` (exclusive)
+    00:00 UTC the next day, so the day itself is covered; anything else must be RFC 3339 with an offset."""
+    if _PLAIN_DATE.fullmatch(value):
+        day = date.fromisoformat(value)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start + timedelta(days=1) if end else start
+    return parse_time(value)
+
+
 def parse_agreement(data: dict[str, Any]) -> Agreement:
     """Validate one agreement's data object and build the model; raise ValidationFailed."""
     envelope = cloudevent(AGREEMENT_TYPE, "check", AGREEMENTS_SOURCE, _epoch(), data)
     found = problems(AGREEMENT_TYPE, envelope)
     if found:
         # The caller wrote only the data object, so name fields relative to it.
-        raise ValidationFailed([{**p, "field": p["field"].removeprefix("data.")} for p in found])
+        raise ValidationFailed([_relative(p) for p in found])
+    effective_from, effective_to = _period(data)
     plan, limits = data["plan"], data["limits"]
-    effective_to = data.get("effective_to")
-    agreement = Agreement(
+    return Agreement(
         licensee_id=data["licensee_id"], name=data["name"],
-        effective_from=parse_time(data["effective_from"]),
-        effective_to=parse_time(effective_to) if effective_to else None,
+        effective_from=effective_from, effective_to=effective_to,
         plan=Plan(**plan),
         limits=Limits(**limits),
         apps={a["app_id"]: a.get("use_case") for a in data["apps"]},
@@ -119,10 +132,32 @@ def parse_agreement(data: dict[str, Any]) -> Agreement:
             for n in data["government_notices"]
         ),
         raw=data,
-    )
-    if agreement.effective_to is not None and agreement.effective_to <= agreement.effective_from:
+    )  # fmt: skip
+
+
+def _relative(problem: dict[str, str]) -> dict[str, str]:
+    """A schema problem named relative to the data object, with a plain reason for the two dates."""
+    field = problem["field"].removeprefix("data.")
+    if field in ("effective_from", "effective_to") and "valid under any" in problem["reason"]:
+        return {**problem, "field": field, "reason": BOUND_REASON}
+    return {**problem, "field": field}
+
+
+def _period(data: dict[str, Any]) -> tuple[datetime, datetime | None]:
+    """`effective_from` and the exclusive `effective_to` as instants; ValidationFailed naming the field."""
+    bounds: list[datetime | None] = []
+    for field in ("effective_from", "effective_to"):
+        value = data.get(field)
+        try:
+            bounds.append(parse_bound(value, end=field == "effective_to") if value else None)
+        except (ValueError, OverflowError) as exc:
+            # The schema's format check is looser (its \d takes any Unicode digit): the parse decides.
+            raise ValidationFailed([{"field": field, "reason": BOUND_REASON}]) from exc
+    start, end = bounds
+    assert start is not None  # noqa: S101 - the schema requires effective_from
+    if end is not None and end <= start:
         raise ValidationFailed([{"field": "effective_to", "reason": "must be after effective_from"}])
-    return agreement
+    return start, end
 
 
 def agreement_from_cloudevent(event: dict[str, Any]) -> Agreement:
@@ -130,9 +165,20 @@ def agreement_from_cloudevent(event: dict[str, Any]) -> Agreement:
     return parse_agreement(event["data"])
 
 
+class _TextTimesLoader(yaml.SafeLoader):
+    """Safe YAML that keeps dates and times as written: the schema and `parse_bound` judge the text, so an
+    impossible `2026-09-31` is a named field error rather than a crash, and no naive local time slips in."""
+
+
+_TextTimesLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_agreements(path: Path) -> list[Agreement]:
     """Read a YAML or JSON file holding `agreements: [...]` (or a bare list); validate every entry."""
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextTimesLoader)  # noqa: S506 - a SafeLoader
     items = document.get("agreements") if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise ValidationFailed([{"field": "agreements", "reason": "expected a list of agreements"}])
@@ -140,23 +186,12 @@ def load_agreements(path: Path) -> list[Agreement]:
     failures: list[dict[str, object]] = []
     for index, item in enumerate(items):
         try:
-            parsed.append(parse_agreement(_normalise(item)))
+            parsed.append(parse_agreement(item))
         except ValidationFailed as exc:
             failures += [{"index": index, **p} for p in exc.problems]
     if failures:
         raise ValidationFailed(failures)
     return parsed
-
-
-def _normalise(item: Any) -> Any:
-    """YAML turns unquoted timestamps into datetimes; the schema wants RFC 3339 strings."""
-    if isinstance(item, dict):
-        return {k: _normalise(v) for k, v in item.items()}
-    if isinstance(item, list):
-        return [_normalise(v) for v in item]
-    if isinstance(item, datetime):
-        return format_time(item)
-    return item
 
 
 def _epoch() -> datetime:
