@@ -165,13 +165,12 @@ def _section(conn: Any, licensee: str, month: Any) -> list[str]:
         )
     out.append("government use:")
     orgs = [
-        [g["org_id"], format_time(g["first_seen"]), format_time(g["last_seen"]), g["calls"], g["records"],
+        [g["org_id"], format_time(g["first_seen"]), format_time(g["last_seen"]), g["calls"],
+         g["calls_before_notice"], g["calls_after_notice"], g["records"],
          "yes" if g["notice_first"] else "NO"]
         for g in report["government"]
     ]  # fmt: skip
-    out += (
-        _table(["org", "first seen", "last seen", "calls", "records", "notice first"], orgs)
-        if orgs
-        else ["  none"]
-    )
+    headers = ["org", "first seen", "last seen", "calls", "before notice", "after notice", "records",
+               "notice first"]  # fmt: skip
+    out += _table(headers, orgs) if orgs else ["  none"]
     return out

@@ -50,15 +50,17 @@ def invoices_table(invoices: dict[str, dict[str, Any]]) -> str:
 
 
 def government_table(licensee_id: str, report: dict[str, Any]) -> str:
-    """The government-access section of a licensee's usage report."""
+    """The government-access section of a licensee's usage report, split at each org's notice."""
     rows = [
         [
-            g["org_id"], str(g["first_seen"])[:19], str(g["last_seen"])[:19], g["calls"], g["records"],
+            g["org_id"], str(g["first_seen"])[:19], str(g["last_seen"])[:19], g["calls"],
+            g["calls_before_notice"], g["calls_after_notice"], g["records"],
             str(g["notified_at"])[:19] if g.get("notified_at") else "never", g["notice_first"],
         ]
         for g in report["government"]
-    ]
-    headers = ["government org", "first seen", "last seen", "calls", "records", "notified", "notice first"]
+    ]  # fmt: skip
+    headers = ["government org", "first seen", "last seen", "calls", "before notice", "after notice",
+               "records", "notified", "notice first"]  # fmt: skip
     return render_table(f"Government access, {licensee_id}", headers, rows)
 
 

@@ -29,6 +29,8 @@ class OrgUse:
     last_seen: datetime
     calls: int
     records: int
+    calls_after_notice: int = 0
+    records_after_notice: int = 0
 
 
 def registered_apps(agreements: Sequence[Agreement]) -> dict[str, str | None]:
@@ -99,6 +101,11 @@ def _org(org: OrgUse, notified_at: datetime | None, government_use: str | None) 
         "last_seen": org.last_seen,
         "calls": org.calls,
         "records": org.records,
+        # Exact to the call: a call is after notice when the org's first notice is dated strictly before it.
+        "calls_before_notice": org.calls - org.calls_after_notice,
+        "records_before_notice": org.records - org.records_after_notice,
+        "calls_after_notice": org.calls_after_notice,
+        "records_after_notice": org.records_after_notice,
         "notified_at": notified_at,
         # Notice must come strictly before the first data the org received.
         "notice_first": notified_at is not None and notified_at < org.first_seen,

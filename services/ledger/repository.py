@@ -12,7 +12,7 @@ from services.ledger.agreements_store import agreements_in_force
 from services.ledger.errors import BadParameter, IdempotencyConflict
 from services.ledger.params import Adjustment, ascii_int
 from services.ledger.pricing import Month
-from services.ledger.reports import AppMonth, OrgUse, usage_report
+from services.ledger.reports import AppMonth, OrgUse, first_notices, usage_report
 
 # Open ends of a range: PostgreSQL's own infinities keep the SQL the same with or without bounds.
 _FAR = ("-infinity", "infinity")
@@ -33,11 +33,16 @@ INSERT_ADJUSTMENT = """INSERT INTO ledger_entries (licensee_id, kind, amount_min
         reason, idempotency_key, created_at) VALUES (%s, 'adjustment', %s, %s, %s, %s, %s, %s)
     ON CONFLICT ON CONSTRAINT ledger_entries_idempotent DO NOTHING RETURNING *"""
 BY_KEY = "SELECT * FROM ledger_entries WHERE licensee_id = %s AND idempotency_key = %s"
-GOVERNMENT = """SELECT org_id, min(coalesce(occurred_at, period_start)),
-        max(coalesce(occurred_at, period_start)), sum(calls), sum(records)
-    FROM usage_entries WHERE licensee_id = %s AND org_type = 'government'
-      AND period_start >= %s::timestamptz AND period_start < %s::timestamptz
-    GROUP BY org_id"""
+# Each row is one call (the processor's billable delta) at its event time; an aggregated delta from another
+# producer has no single time and is judged at its `occurred_at`, else its bucket's start.
+GOVERNMENT = """SELECT u.org_id, min(u.at), max(u.at), sum(u.calls), sum(u.records),
+        coalesce(sum(u.calls) FILTER (WHERE n.notified_at < u.at), 0),
+        coalesce(sum(u.records) FILTER (WHERE n.notified_at < u.at), 0)
+    FROM (SELECT org_id, coalesce(occurred_at, period_start) AS at, calls, records FROM usage_entries
+          WHERE licensee_id = %s AND org_type = 'government'
+            AND period_start >= %s::timestamptz AND period_start < %s::timestamptz) AS u
+    LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS n (org_id, notified_at) ON n.org_id = u.org_id
+    GROUP BY u.org_id"""
 
 
 def _bounds(start: datetime | None, end: datetime | None) -> tuple[Any, Any]:
@@ -82,14 +87,14 @@ def report(
 ) -> dict[str, Any]:
     """The auditor's usage report for `[start, end)` of event time buckets."""
     bounds = _bounds(start, end)
+    agreements = agreements_in_force(conn, licensee_id)
     months = [
         AppMonth(a, m, int(c), int(r)) for a, m, c, r in conn.execute(APP_MONTHS, (licensee_id, *bounds))
     ]
-    orgs = [
-        OrgUse(o, f, la, int(c), int(r))
-        for o, f, la, c, r in conn.execute(GOVERNMENT, (licensee_id, *bounds))
-    ]
-    document = usage_report(licensee_id, agreements_in_force(conn, licensee_id), months, orgs)
+    notices = first_notices(agreements)
+    rows = conn.execute(GOVERNMENT, (licensee_id, *bounds, list(notices), list(notices.values())))
+    orgs = [OrgUse(o, f, la, int(c), int(r), int(ca), int(ra)) for o, f, la, c, r, ca, ra in rows]
+    document = usage_report(licensee_id, agreements, months, orgs)
     return {**document, "from": start, "to": end}
 
 

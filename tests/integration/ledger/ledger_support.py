@@ -19,6 +19,7 @@ from psycopg import sql
 
 from services.core.events import ApiCall, UsageRecorded, dumps
 from services.demo.scenario import demo_calls
+from services.ledger.codec import USAGE_COLUMNS, to_row
 from services.ledger.migrate import apply_migrations
 from services.ledger.settings import LedgerSettings, role_of
 
@@ -111,6 +112,16 @@ def produce(bootstrap: str, topic: str, usages: Iterable[UsageRecorded], raw: It
     finally:
         producer.close()
     return sent
+
+
+def insert_usage(db: LedgerDb, usages: Iterable[UsageRecorded]) -> int:
+    """Store billable deltas straight into `usage_entries` (as the owner), as the consumer would."""
+    rows = [to_row(usage, "test.direct", 0, offset) for offset, usage in enumerate(usages)]
+    columns = ", ".join(USAGE_COLUMNS)
+    marks = ", ".join(["%s"] * len(USAGE_COLUMNS))
+    with psycopg.connect(db.owner_url) as conn, conn.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO usage_entries ({columns}) VALUES ({marks})", rows)  # noqa: S608
+    return len(rows)
 
 
 def settings_for(bootstrap: str, db: LedgerDb, topics: tuple[str, str], **overrides: Any) -> LedgerSettings:
