@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from services.demo import story, tell
 from services.demo.scenario import demo_calls
 from services.stack import LocalStack
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# In-process loggers whose INFO lines (one per HTTP request, Kafka connection chatter, stack steps) would
+# bury the story's tables; the services' own processes already log to files in the demo directory.
+QUIET_LOGGERS = ("httpx", "httpcore", "kafka", "services")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,11 +47,45 @@ class _Progress:
         sys.stderr.flush()
 
 
+@contextmanager
+def routed_logs(path: Path, loggers: tuple[str, ...] = QUIET_LOGGERS) -> Iterator[Path]:
+    """While open, `loggers` write to the file `path`; only their warnings and errors reach the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file, to_terminal = logging.FileHandler(path, encoding="utf-8"), logging.StreamHandler(sys.stderr)
+    to_terminal.setLevel(logging.WARNING)
+    for handler in (to_file, to_terminal):
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    saved = []
+    for name in loggers:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.addHandler(to_file)
+        logger.addHandler(to_terminal)
+        # At most INFO: `-v` keeps its debug lines, in the file.
+        logger.setLevel(min(logging.INFO, logger.getEffectiveLevel()))
+        logger.propagate = False
+    try:
+        yield path
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(to_file)
+            logger.removeHandler(to_terminal)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        to_file.close()
+
+
 def _demo(args: argparse.Namespace) -> int:
     stack = LocalStack()
+    workdir = Path(stack.config.stack_dir) / "demo"
+    with routed_logs(workdir / "clients.log"):
+        return _story(args, stack, workdir)
+
+
+def _story(args: argparse.Namespace, stack: LocalStack, workdir: Path) -> int:
     print("Starting the local stack (Kafka, PostgreSQL, Prometheus, Alertmanager)...", flush=True)
     info = stack.up()
-    run = story.start(info, Path(stack.config.stack_dir) / "demo")
+    run = story.start(info, workdir)
     try:
         agreements = story.load_demo_agreements(run)
         print(f"Loaded {len(agreements)} agreements; replaying the scenario through HTTP ingest:", flush=True)
@@ -51,7 +93,7 @@ def _demo(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
         story.wait_until_settled(run, len(demo_calls()))
         print(f"{accepted:,} events accepted, processed and stored.\n")
-        _tell(run)
+        tell_story(run)
         print(_urls(run))
         if not args.once:
             print("Running until Ctrl-C.", flush=True)
@@ -65,7 +107,8 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tell(run: story.DemoRun) -> None:
+def tell_story(run: story.DemoRun) -> None:
+    """Print the story's tables: alerts, usage, invoices, apps without a use case, government access."""
     reports = {a.licensee_id: story.usage_report(run, a.licensee_id) for a in run.agreements}
     print(tell.alerts_table(story.alerts(run)))
     print(tell.usage_table(run.agreements, reports, story.DEMO_MONTH))
@@ -90,5 +133,6 @@ def _urls(run: story.DemoRun) -> str:
         f"Finance API    {run.ledger_url}/v1/licensees/omnisoft/invoices/{story.DEMO_MONTH}",
         f"Demo tokens    {_write_tokens(run)}  (finance, auditor, ingest; Authorization: Bearer ...)",
         f"Ingest API     {run.services['ingest'].url}/v1/events",
+        f"Logs           {run.launcher.workdir}/*.log  (ingest, processor, ledger; this CLI's: clients.log)",
         "",
     ])
