@@ -3,7 +3,7 @@
 Integers are strict in both validators: JSON Schema counts 1.0 (and 1e2, which JSON parsers read as 100.0)
 as an integer, and fastjsonschema and jsonschema both follow it. Tollgate does not: a float in an integer
 field is refused, so `records: 1e2` is never published as `100.0`. fastjsonschema has no hook for types,
-so a document holding any float is judged by the (strict) detailed validator instead.
+so a document with a float in an integer field is judged by the (strict) detailed validator instead.
 """
 
 from __future__ import annotations
@@ -76,6 +76,65 @@ def holds_float(document: Any) -> bool:
     return False
 
 
+def _typed_integer(node: Any) -> bool:
+    kind = node.get("type") if isinstance(node, dict) else None
+    return kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+
+
+@functools.cache
+def integer_paths(event_type: str) -> tuple[tuple[str, ...], ...] | None:
+    """Where the schema's integer fields are (a trailing "*": any member not named in `properties`),
+    when they sit only under `properties` and `additionalProperties`; else None."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> bool:
+        if not isinstance(node, dict):
+            return True
+        if _typed_integer(node):
+            found.append(path)
+        extra = node.get("additionalProperties")
+        if _typed_integer(extra):
+            found.append((*path, "*"))
+        for name, child in (node.get("properties") or {}).items():
+            if not walk(child, (*path, name)):
+                return False
+        # An integer anywhere else (array items, pattern properties, combinators) needs the full walk.
+        rest = {k: v for k, v in node.items() if k not in ("properties", "type", "additionalProperties")}
+        if isinstance(extra, dict) and not _typed_integer(extra):
+            rest["additionalProperties"] = extra
+        return '"integer"' not in json.dumps(rest)
+
+    return tuple(found) if walk(load_schema(event_type), ()) else None
+
+
+def _floats_at(document: Any, path: tuple[str, ...], named: Any) -> bool:
+    value = document
+    for depth, name in enumerate(path):
+        if name == "*":
+            known = _properties_at(named, path[:depth])
+            return isinstance(value, dict) and any(
+                isinstance(v, float) for k, v in value.items() if k not in known
+            )
+        value = value.get(name) if isinstance(value, dict) else None
+    return isinstance(value, float)
+
+
+def _properties_at(schema: Any, path: tuple[str, ...]) -> Any:
+    node = schema
+    for name in path:
+        node = node["properties"][name]
+    return node.get("properties") or {}
+
+
+def holds_integer_float(event_type: str, document: Any) -> bool:
+    """Whether a field the schema types as integer holds a float (the fast validator takes 1.0)."""
+    paths = integer_paths(event_type)
+    if paths is None:
+        return holds_float(document)
+    schema = load_schema(event_type)
+    return any(_floats_at(document, path, schema) for path in paths)
+
+
 def _field(path: Any) -> str:
     return ".".join(str(p) for p in path) or "(event)"
 
@@ -87,7 +146,7 @@ def problems(event_type: str, document: Any) -> list[dict[str, str]]:
     except fastjsonschema.JsonSchemaException:
         pass
     else:
-        if not holds_float(document):
+        if not holds_integer_float(event_type, document):
             return []
         return _detail(event_type, document)
     return _detail(event_type, document) or [{"field": "(event)", "reason": "does not match the schema"}]

@@ -139,3 +139,28 @@ def test_a_float_where_the_schema_allows_a_number_is_still_valid() -> None:
     document = load_agreements(AGREEMENTS_FILE)[0].to_cloudevent()
     assert schemas.holds_float(document)  # warning_ratio and severe_ratio
     assert schemas.problems(schemas.AGREEMENT_TYPE, document) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "refused"),
+    [
+        (("data", "records"), 1.0, True),
+        (("data", "status"), 200.0, True),
+        (("data", "bytes"), 1e2, True),
+        (("myextension",), 2.0, True),
+        (("myextension",), 2, False),
+        (("data", "records"), 1, False),
+    ],
+)
+def test_the_targeted_integer_check_finds_a_float_wherever_the_schema_types_an_integer(
+    path: tuple[str, ...], value: object, refused: bool
+) -> None:
+    api_call = schemas.API_CALL_TYPE
+    assert schemas.integer_paths(api_call) is not None  # the targeted check, not the whole-document walk
+    event = demo_calls()[0].to_cloudevent()
+    node = event
+    for name in path[:-1]:
+        node = node[name]
+    node[path[-1]] = value
+    assert schemas.holds_integer_float(api_call, event) is refused
+    assert bool(schemas.problems(api_call, event)) is refused
