@@ -25,7 +25,10 @@ def parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp {value!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise ValueError(f"timestamp {value!r} is out of range in UTC") from exc
 
 
 def format_time(moment: datetime) -> str:

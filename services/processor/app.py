@@ -22,7 +22,7 @@ from services.core.clock import Clock, SystemClock
 from services.core.events import ApiCall
 from services.core.security import librdkafka_options
 from services.processor.agreements_view import AgreementsView
-from services.processor.codec import Incoming, Source, check_key, read_message
+from services.processor.codec import Incoming, Invalid, Source, check_key, read_message
 from services.processor.handler import Emit, Handler, Topics
 from services.processor.health import Health
 from services.processor.metrics import LagClock, ProcessorMetrics
@@ -38,7 +38,12 @@ class _ReadCall(Deserializer):
     """Input values -> Incoming; never raises, so a bad record is dead-lettered, not fatal."""
 
     def __call__(self, value: bytes, ctx: Any) -> Incoming:
-        return read_message(value)
+        try:
+            return read_message(value)
+        except Exception as exc:  # an exception here would stop the worker on every restart
+            log.warning("unreadable input record: %s", exc)
+            problem = {"field": "(event)", "reason": str(exc)[:200]}
+            return Incoming(value or b"", Invalid("invalid: unreadable", [problem]))
 
 
 class _EmitValue(Serializer):
@@ -61,7 +66,10 @@ def event_timestamp(
         if lag is not None:
             lag.handled(timestamp)
         call = getattr(value, "call", None)
-        at = int(call.time.timestamp() * 1000) if isinstance(call, ApiCall) else timestamp
+        try:
+            at = int(call.time.timestamp() * 1000) if isinstance(call, ApiCall) else int(timestamp)
+        except (OverflowError, ValueError, TypeError):
+            at = 0  # not a time the state can use: it touches no state anyway (dead-lettered)
         return max(0, min(at, int(clock.now().timestamp() * 1000) + max_lead_ms))
 
     return extract

@@ -34,8 +34,10 @@ def decode_call(payload: bytes | None) -> ApiCall | Invalid:
         return Invalid("invalid: schema", found)
     try:
         return ApiCall.from_cloudevent(document)
-    except (KeyError, TypeError, ValueError) as exc:
-        return Invalid("invalid: unreadable", [{"field": "(event)", "reason": str(exc)[:200]}])
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        # Schema-valid yet unreadable: in practice a time whose offset takes it out of range in UTC.
+        field = "time" if str(exc).startswith("timestamp") else "(event)"
+        return Invalid("invalid: unreadable", [{"field": field, "reason": str(exc)[:200]}])
 
 
 @dataclass(frozen=True, slots=True)
