@@ -140,7 +140,8 @@ class LedgerApi:
 
         return endpoint
 
-    def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(conn, *args)` on a pooled connection (call it in a worker thread)."""
         with self.connect() as conn:
             return fn(conn, *args)
 
@@ -150,7 +151,7 @@ class LedgerApi:
         found = query(request, ("from", "to", "limit"))
         start, end = params.time_range(found)
         result = await run_in_threadpool(
-            self._read, repository.ledger_entries, licensee, *(start, end), params.limit(found)
+            self.read, repository.ledger_entries, licensee, *(start, end), params.limit(found)
         )
         return respond(request, result, render.LEDGER_COLUMNS, result["entries"])
 
@@ -159,7 +160,7 @@ class LedgerApi:
         licensee = params.licensee(request.path_params["licensee_id"])
         month = params.month(request.path_params["month"])
         query(request, ())
-        found = await run_in_threadpool(self._read, repository.invoice, licensee, month)
+        found = await run_in_threadpool(self.read, repository.invoice, licensee, month)
         if found is None:
             due = due_at(month, timedelta(hours=self.settings.invoice_grace_hours))
             raise Refusal(
@@ -174,7 +175,7 @@ class LedgerApi:
         query(request, ())
         issued: tuple[str, bool] = await run_in_threadpool(self.invoicer.issue, licensee, month)
         created = issued[1]
-        found = await run_in_threadpool(self._read, repository.invoice, licensee, month)
+        found = await run_in_threadpool(self.read, repository.invoice, licensee, month)
         if found is None:  # cannot happen: issue() committed it
             raise Refusal(404, "month", f"invoice {issued[0]} vanished")
         return respond(
@@ -185,7 +186,7 @@ class LedgerApi:
         """`GET /v1/licensees/{id}/usage-report?from=&to=`."""
         licensee = params.licensee(request.path_params["licensee_id"])
         start, end = params.time_range(query(request, ("from", "to")))
-        found = await run_in_threadpool(self._read, repository.report, licensee, start, end)
+        found = await run_in_threadpool(self.read, repository.report, licensee, start, end)
         return respond(request, found, render.REPORT_COLUMNS, render.report_rows(found))
 
     async def adjust(self, request: Request, _: Principal) -> Response:
@@ -203,7 +204,7 @@ class LedgerApi:
             with conn.transaction():
                 return repository.post_adjustment(conn, licensee, adjustment, key, self.clock.now())
 
-        entry, created = await run_in_threadpool(self._read, post)
+        entry, created = await run_in_threadpool(self.read, post)
         return respond(request, entry, render.LEDGER_COLUMNS, [entry], 201 if created else 200)
 
     async def healthz(self, _: Request) -> Response:
@@ -213,7 +214,7 @@ class LedgerApi:
     async def readyz(self, _: Request) -> Response:
         """Ready when PostgreSQL answers."""
         try:
-            await run_in_threadpool(self._read, lambda conn: conn.execute("SELECT 1").fetchone())
+            await run_in_threadpool(self.read, lambda conn: conn.execute("SELECT 1").fetchone())
         except (psycopg.Error, PoolTimeout) as exc:
             return errors(503, "database", f"PostgreSQL is unavailable: {type(exc).__name__}")
         return Response(b'{"status":"ready"}', media_type="application/json")
@@ -228,8 +229,11 @@ def create_app(
     invoicer: Invoicer | None = None,
 ) -> Starlette:
     """The ledger's HTTP app."""
+    from services.ledger.api_reports import ReportRoutes  # it builds on this module's helpers
+
     invoicer = invoicer or Invoicer(connect, clock, timedelta(hours=settings.invoice_grace_hours), metrics)
     api = LedgerApi(settings, connect, tokens, clock, invoicer)
+    reports = ReportRoutes(api)
     base = "/v1/licensees/{licensee_id:path}"
     routes = [
         Route("/healthz", api.healthz),
@@ -237,6 +241,7 @@ def create_app(
         Route("/openapi.json", openapi.endpoint),
         Route(base + "/ledger", api.guard(READERS, api.ledger)),
         Route(base + "/usage-report", api.guard(READERS, api.usage_report)),
+        Route("/v1/usage", api.guard(READERS, reports.usage)),
         Route(base + "/adjustments", api.guard(WRITERS, api.adjust), methods=["POST"]),
         Route(base + "/invoices/{month}", api.guard(READERS, api.invoice), methods=["GET"]),
         Route(base + "/invoices/{month}", api.guard(WRITERS, api.issue), methods=["POST"]),

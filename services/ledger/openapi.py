@@ -30,6 +30,9 @@ _LICENSEE = _param("licensee_id", "path", {"type": "string", "pattern": _ID}, re
 _MONTH = _param("month", "path", {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"}, required=True)
 _INSTANT = {"type": "string", "description": "YYYY-MM-DD, YYYY-MM or RFC 3339 with offset"}
 _RANGE = [_param("from", "query", _INSTANT), _param("to", "query", _INSTANT)]
+_GROUP_BY = {"type": "string", "pattern": "^(app|org|org_type)(,(app|org|org_type))*$",
+             "description": "comma-separated subset of app, org, org_type"}  # fmt: skip
+_LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 10_000})
 _ANSWERS = {
     "400": _error("a parameter is invalid; `field` names it"),
     "401": _error("missing, unknown or revoked bearer token"),
@@ -68,8 +71,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Tollgate finance/audit", "version": "1.0.0"},
         "paths": {
             base + "/ledger": {"get": _operation(
-                "ledger entries", [_LICENSEE, *_RANGE,
-                    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 10_000})], "200")},
+                "ledger entries", [_LICENSEE, *_RANGE, _LIMIT], "200")},
             base + "/usage-report": {"get": _operation("the auditor's evidence report",
                                                        [_LICENSEE, *_RANGE], "200")},
             base + "/invoices/{month}": {
@@ -84,6 +86,13 @@ def openapi_document() -> dict[str, Any]:
                 "201",
                 requestBody={"required": True,
                              "content": {"application/json": {"schema": adjustment}}})},
+            "/v1/usage": {"get": _operation(
+                "usage per window and dimension, by event time (finance, auditor)",
+                [_param("licensee", "query", {"type": "string", "pattern": _ID}),
+                 _param("from", "query", _INSTANT, required=True),
+                 _param("to", "query", _INSTANT, required=True),
+                 _param("window", "query", {"enum": ["hour", "day", "month"]}),
+                 _param("group_by", "query", _GROUP_BY), _LIMIT], "200")},
             "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},
             "/readyz": {"get": {"security": [], "responses": {"200": {"description": "ready"},
                                                               "503": {"description": "no database"}}}},

@@ -25,6 +25,8 @@ from services.ledger.settings import LedgerSettings
 # Routes that must answer without a token: probes and the API description, nothing else.
 PUBLIC = {"/healthz", "/readyz", "/openapi.json"}
 SAMPLE_PARAMS = {"licensee_id": "omnisoft", "month": "2026-10"}
+# Required query parameters, so a request past the gate reaches the database (and gets its 503).
+SAMPLE_QUERY = {"/v1/usage": "?from=2026-10&to=2026-11"}
 TOKENS = InMemoryTokenStore()
 TOKEN = {role: TOKENS.create(f"roles-{role}", role) for role in ("ingest", "finance", "auditor")}
 
@@ -48,6 +50,7 @@ def endpoints(app: object) -> list[tuple[str, str]]:
     for route in app.routes:  # type: ignore[attr-defined]
         assert isinstance(route, Route), f"unexpected route type {route!r}: teach this test about it"
         path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: SAMPLE_PARAMS[m.group(1)], route.path)
+        path += SAMPLE_QUERY.get(route.path, "")
         found.extend((method, path) for method in sorted(route.methods or {"GET"}) if method != "HEAD")
     return found
 
@@ -58,7 +61,7 @@ INGEST_PROTECTED = [e for e in endpoints(INGEST) if e[1] not in PUBLIC]
 
 def test_the_route_tables_are_what_this_test_expects() -> None:
     assert {path for _, path in endpoints(LEDGER) if path in PUBLIC} == PUBLIC
-    assert len(LEDGER_PROTECTED) == 5
+    assert len(LEDGER_PROTECTED) == 6
     assert INGEST_PROTECTED == [("POST", "/v1/events")]
 
 

@@ -1,0 +1,132 @@
+"""`GET /v1/usage`: metered calls and records per time window and dimension, like a meter query.
+
+Rows are filtered and windowed by each call's event time (`occurred_at`; an aggregated delta without one
+by its bucket's start), so `from`/`to` are exact to the call, not to the hour bucket. Windows are UTC and
+clipped to the range asked for. Results are bounded by `limit` (`truncated` says when more matched) and the
+range by MAX_RANGE, so one query cannot scan the whole ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from services.ledger import params
+from services.ledger.errors import BadParameter
+from services.ledger.pricing import Month
+
+PARAMETERS = ("licensee", "from", "to", "window", "group_by", "limit")
+WINDOWS = ("hour", "day", "month")
+# Query name -> column: a whitelist, so only these identifiers are ever composed into the SQL.
+DIMENSIONS = {"app": "app_id", "org": "org_id", "org_type": "org_type"}
+MAX_RANGE = timedelta(days=400)
+_AT = sql.SQL("coalesce(occurred_at, period_start)")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """One checked usage query."""
+
+    licensee_id: str | None
+    start: datetime
+    end: datetime
+    window: str | None
+    group_by: tuple[str, ...]
+    limit: int
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The CSV columns: who, when, the dimensions grouped by, and the sums."""
+        dimensions = tuple(DIMENSIONS[name] for name in self.group_by)
+        return ("licensee_id", "window_start", "window_end", *dimensions, "calls", "records")
+
+
+def parse_query(found: Mapping[str, str]) -> UsageQuery:
+    """Check the query parameters; BadParameter names the first bad one."""
+    for name in ("from", "to"):
+        if not found.get(name):
+            raise BadParameter(name, "is required: YYYY-MM-DD, YYYY-MM or an RFC 3339 time with offset")
+    start, end = params.time_range(found)
+    assert start is not None and end is not None  # noqa: S101 - both required above
+    if end - start > MAX_RANGE:
+        raise BadParameter("to", f"must be at most {MAX_RANGE.days} days after from")
+    window = found.get("window") or None
+    if window is not None and window not in WINDOWS:
+        raise BadParameter("window", f"must be one of {', '.join(WINDOWS)} (or absent for the whole range)")
+    return UsageQuery(_licensee(found.get("licensee")), start, end, window, _group_by(found.get("group_by")),
+                      params.limit(found))  # fmt: skip
+
+
+def _licensee(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return params.licensee(value)
+    except BadParameter as exc:
+        raise BadParameter("licensee", exc.reason) from exc
+
+
+def _group_by(value: str | None) -> tuple[str, ...]:
+    """`app,org,org_type` in any order and subset; each name once."""
+    if not value:
+        return ()
+    names = tuple(part.strip() for part in value.split(","))
+    known = ", ".join(DIMENSIONS)
+    for name in names:
+        if name not in DIMENSIONS:
+            raise BadParameter("group_by", f"{name[:40]!r} is not a dimension (known: {known})")
+    if len(set(names)) != len(names):
+        raise BadParameter("group_by", "must name each dimension once")
+    return names
+
+
+def statement(query: UsageQuery) -> sql.Composed:
+    """The SQL of a query: grouped sums, ordered by window then dimensions, one row past the limit."""
+    dimensions = [sql.Identifier(DIMENSIONS[name]) for name in query.group_by]
+    window = sql.SQL("date_trunc({}, {}, 'UTC')").format(sql.Literal(query.window), _AT) if query.window \
+        else sql.SQL("NULL::timestamptz")  # fmt: skip
+    keys = sql.SQL(", ").join([sql.Identifier("licensee_id"), sql.SQL("window_start"), *dimensions])
+    licensee = sql.SQL("licensee_id = %(licensee)s AND ") if query.licensee_id else sql.SQL("")
+    return sql.SQL(
+        """SELECT licensee_id, {window} AS window_start{dimensions}, sum(calls), sum(records)
+        FROM usage_entries
+        WHERE {licensee}period_start >= date_trunc('hour', %(start)s::timestamptz, 'UTC')
+          AND period_start < %(end)s AND {at} >= %(start)s AND {at} < %(end)s
+        GROUP BY {keys} ORDER BY window_start, {keys} LIMIT %(limit)s"""
+    ).format(window=window, at=_AT, licensee=licensee, keys=keys,
+             dimensions=sql.SQL("").join(sql.SQL(", ") + d for d in dimensions))  # fmt: skip
+
+
+def run(conn: psycopg.Connection, query: UsageQuery) -> dict[str, Any]:
+    """The answer document: the query echoed, its rows, and whether the limit cut them."""
+    values = {"licensee": query.licensee_id, "start": query.start, "end": query.end, "limit": query.limit + 1}
+    found = conn.execute(statement(query), values).fetchall()
+    rows = [_row(query, record) for record in found[: query.limit]]
+    return {
+        "licensee_id": query.licensee_id, "from": query.start, "to": query.end, "window": query.window,
+        "group_by": list(query.group_by), "rows": rows, "truncated": len(found) > query.limit,
+    }  # fmt: skip
+
+
+def _row(query: UsageQuery, record: tuple[Any, ...]) -> dict[str, Any]:
+    licensee_id, window_start, *dimensions, calls, records = record
+    start = query.start if window_start is None else max(window_start, query.start)
+    end = query.end if window_start is None else min(window_end(query.window, window_start), query.end)
+    names = [DIMENSIONS[name] for name in query.group_by]
+    grouped = dict(zip(names, dimensions, strict=True))
+    return {"licensee_id": licensee_id, "window_start": start, "window_end": end, **grouped,
+            "calls": int(calls), "records": int(records)}  # fmt: skip
+
+
+def window_end(window: str | None, start: datetime) -> datetime:
+    """The exclusive end of the UTC window that begins at `start`."""
+    if window == "hour":
+        return start + timedelta(hours=1)
+    if window == "day":
+        return start + timedelta(days=1)
+    return Month.of(start).end
