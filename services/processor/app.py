@@ -84,9 +84,13 @@ class Worker:
     health: Health
     settings: ProcessorSettings
     violations: ViolationsView | None = None
+    # Waits until the worker's topics answer (see readiness.py); None skips the wait.
+    topics_ready: Callable[[], object] | None = None
 
     def run(self) -> None:
         """Read the agreements to their end, then process until stopped (SIGTERM/SIGINT)."""
+        if self.topics_ready is not None:
+            self.topics_ready()
         self.agreements.start()
         if self.violations is not None:
             self.violations.start()
@@ -119,6 +123,7 @@ def bootstrap(
     clock: Clock | None = None,
     health: Health | None = None,
     violations: ViolationsView | None = None,
+    topics_ready: Callable[[], object] | None = None,
 ) -> Worker:
     """Build the processor's quix app (no connection is made until `Worker.run`)."""
     clock = clock or SystemClock()
@@ -141,7 +146,7 @@ def bootstrap(
         },
     )
     _pipeline(app, settings, metrics, agreements, clock)
-    return Worker(app, agreements, health or Health(), settings, violations)
+    return Worker(app, agreements, health or Health(), settings, violations, topics_ready)
 
 
 def _pipeline(

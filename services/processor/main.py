@@ -9,6 +9,7 @@ from services.processor.agreements_view import AgreementsView
 from services.processor.app import bootstrap
 from services.processor.health import Health, serve
 from services.processor.metrics import ProcessorMetrics
+from services.processor.readiness import used_by, wait_for_leaders
 from services.processor.settings import ProcessorSettings
 from services.processor.violations import ViolationsView
 
@@ -49,4 +50,11 @@ def run(environ: Mapping[str, str]) -> None:
     consumers = group_less_consumer(settings)
     agreements = AgreementsView(consumers, settings.agreements_topic)
     violations = ViolationsView(consumers, settings.alerts_topic, metrics)
-    bootstrap(settings, metrics, agreements, health=health, violations=violations).run()
+    s = settings
+    names = (s.input_topic, s.alerts_topic, s.billable_topic, s.dlq_topic, s.agreements_topic)
+    wanted = used_by(s.app_id, names)
+    worker = bootstrap(
+        settings, metrics, agreements, health=health, violations=violations,
+        topics_ready=lambda: wait_for_leaders(consumers, wanted, s.agreements_timeout_seconds),
+    )  # fmt: skip
+    worker.run()
