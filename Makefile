@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-$(APT_STAMP):
+$(APT_STAMP): scripts/install-system.sh  # re-run when it lists a new package (e.g. chromium)
 	bash scripts/install-system.sh
 	mkdir -p .cache && touch $(APT_STAMP)
 

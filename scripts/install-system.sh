@@ -24,9 +24,10 @@ command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # test certificates for the TLS broker
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the e2e tier renders the audit report in it
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-system: postgresql, prometheus, alertmanager, java, maven and openssl already installed"
+  echo "install-system: postgresql, prometheus, alertmanager, java, maven, openssl and chromium already installed"
 else
   # Keep the packages' daemons from starting at install time where policy-rc.d is honoured.
   policy=/usr/sbin/policy-rc.d

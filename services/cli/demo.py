@@ -134,5 +134,7 @@ def _urls(run: story.DemoRun) -> str:
         f"Demo tokens    {_write_tokens(run)}  (finance, auditor, ingest; Authorization: Bearer ...)",
         f"Ingest API     {run.services['ingest'].url}/v1/events",
         f"Logs           {run.launcher.workdir}/*.log  (ingest, processor, ledger; this CLI's: clients.log)",
+        "== Audit reports (HTML; Authorization: Bearer <auditor token>) ==",
+        *(f"{a.licensee_id:<14} {story.audit_report_url(run, a.licensee_id)}" for a in run.agreements),
         "",
     ])

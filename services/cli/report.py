@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from services.cli.audit import register_audit
 from services.core.clock import FixedClock, SystemClock
 from services.core.errors import TollgateError
 from services.core.events import format_time, parse_time
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     report.add_argument("--month", help="YYYY-MM (default: last month)")
     report.add_argument("--database-url", default=url, help="default: $TOLLGATE_APP_DATABASE_URL")
     report.set_defaults(func=_report)
+    register_audit(report, url)
     ledger = subparsers.add_parser("ledger", help="ledger maintenance")
     actions = ledger.add_subparsers(dest="action", required=True)
     migrate = actions.add_parser("migrate", help="apply the ledger's SQL migrations as the owner role")

@@ -19,6 +19,7 @@ from services.core.tokens import FileTokenStore
 from services.demo.launcher import RunningService, ServiceLauncher
 from services.demo.observe import metric_sum, unique_alerts
 from services.demo.scenario import AGREEMENTS_FILE, demo_calls
+from services.ledger.pricing import Month
 from services.stack.state import StackInfo
 
 log = logging.getLogger(__name__)
@@ -149,3 +150,9 @@ def invoices(run: DemoRun, month: str = DEMO_MONTH) -> dict[str, dict[str, Any]]
 def usage_report(run: DemoRun, licensee_id: str) -> dict[str, Any]:
     """The auditor's usage report of one licensee."""
     return dict(_api(run, "GET", f"/v1/licensees/{licensee_id}/usage-report", "auditor"))
+
+
+def audit_report_url(run: DemoRun, licensee_id: str, month: str = DEMO_MONTH) -> str:
+    """Where an auditor reads a licensee's evidence report for the demo month."""
+    start = Month.parse(month)
+    return f"{run.ledger_url}/v1/licensees/{licensee_id}/audit-report?from={start}&to={start.next()}"

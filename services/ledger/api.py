@@ -241,6 +241,7 @@ def create_app(
         Route("/openapi.json", openapi.endpoint),
         Route(base + "/ledger", api.guard(READERS, api.ledger)),
         Route(base + "/usage-report", api.guard(READERS, api.usage_report)),
+        Route(base + "/audit-report", api.guard(READERS, reports.audit_report)),
         Route("/v1/usage", api.guard(READERS, reports.usage)),
         Route(base + "/adjustments", api.guard(WRITERS, api.adjust), methods=["POST"]),
         Route(base + "/invoices/{month}", api.guard(READERS, api.invoice), methods=["GET"]),

@@ -7,12 +7,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.core.tokens import Principal
-from services.ledger import usage_query
+from services.ledger import audit_data, audit_html, params, render, usage_query
 from services.ledger.api import LedgerApi, query, respond
+
+HTML_HEADERS = {"Content-Security-Policy": audit_html.CSP, "X-Content-Type-Options": "nosniff"}
 
 
 class ReportRoutes:
-    """`GET /v1/usage` (and the audit report), reading through a LedgerApi's connections."""
+    """`GET /v1/usage` and `GET /v1/licensees/{id}/audit-report`, through a LedgerApi's connections."""
 
     def __init__(self, api: LedgerApi) -> None:
         self.api = api
@@ -22,3 +24,19 @@ class ReportRoutes:
         checked = usage_query.parse_query(query(request, usage_query.PARAMETERS))
         found = await run_in_threadpool(self.api.read, usage_query.run, checked)
         return respond(request, found, checked.columns, found["rows"])
+
+    async def audit_report(self, request: Request, _: Principal) -> Response:
+        """`GET /v1/licensees/{id}/audit-report?from=&to=`: HTML (the default), or JSON when asked for."""
+        licensee = params.licensee(request.path_params["licensee_id"])
+        start, end = params.required_range(query(request, ("from", "to")))
+        facts = await run_in_threadpool(self.api.read, audit_data.audit_facts, licensee, start, end)
+        if wants_json(request.headers.get("accept", "")):
+            return Response(render.to_json(facts), media_type="application/json")
+        document = audit_html.render(facts, self.api.clock.now())
+        return Response(document, media_type="text/html; charset=utf-8", headers=HTML_HEADERS)
+
+
+def wants_json(accept: str) -> bool:
+    """JSON only when asked for and HTML is not: browsers and `Accept: text/html` get the document."""
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return "application/json" in types and "text/html" not in types

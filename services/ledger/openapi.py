@@ -32,6 +32,7 @@ _INSTANT = {"type": "string", "description": "YYYY-MM-DD, YYYY-MM or RFC 3339 wi
 _RANGE = [_param("from", "query", _INSTANT), _param("to", "query", _INSTANT)]
 _GROUP_BY = {"type": "string", "pattern": "^(app|org|org_type)(,(app|org|org_type))*$",
              "description": "comma-separated subset of app, org, org_type"}  # fmt: skip
+_REQUIRED_RANGE = [_param(name, "query", _INSTANT, required=True) for name in ("from", "to")]
 _LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 10_000})
 _ANSWERS = {
     "400": _error("a parameter is invalid; `field` names it"),
@@ -86,11 +87,16 @@ def openapi_document() -> dict[str, Any]:
                 "201",
                 requestBody={"required": True,
                              "content": {"application/json": {"schema": adjustment}}})},
+            base + "/audit-report": {"get": _operation(
+                "the audit evidence report as a self-contained HTML document (JSON with Accept: "
+                "application/json)", [_LICENSEE, *_REQUIRED_RANGE], "200",
+                responses={"200": {"description": "the document", "content": {
+                    "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}}}}})},
             "/v1/usage": {"get": _operation(
                 "usage per window and dimension, by event time (finance, auditor)",
                 [_param("licensee", "query", {"type": "string", "pattern": _ID}),
-                 _param("from", "query", _INSTANT, required=True),
-                 _param("to", "query", _INSTANT, required=True),
+                 *_REQUIRED_RANGE,
                  _param("window", "query", {"enum": ["hour", "day", "month"]}),
                  _param("group_by", "query", _GROUP_BY), _LIMIT], "200")},
             "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},

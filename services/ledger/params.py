@@ -92,6 +92,16 @@ def time_range(query: Mapping[str, str]) -> tuple[datetime | None, datetime | No
     return start, end
 
 
+def required_range(query: Mapping[str, str]) -> tuple[datetime, datetime]:
+    """`from` (inclusive) and `to` (exclusive), both required."""
+    for name in ("from", "to"):
+        if not query.get(name):
+            raise BadParameter(name, "is required: YYYY-MM-DD, YYYY-MM or an RFC 3339 time with offset")
+    start, end = time_range(query)
+    assert start is not None and end is not None  # noqa: S101 - both required above
+    return start, end
+
+
 def limit(query: Mapping[str, str], default: int = 1000) -> int:
     """How many rows at most, 1 to MAX_LIMIT."""
     raw = query.get("limit")

@@ -48,11 +48,7 @@ class UsageQuery:
 
 def parse_query(found: Mapping[str, str]) -> UsageQuery:
     """Check the query parameters; BadParameter names the first bad one."""
-    for name in ("from", "to"):
-        if not found.get(name):
-            raise BadParameter(name, "is required: YYYY-MM-DD, YYYY-MM or an RFC 3339 time with offset")
-    start, end = params.time_range(found)
-    assert start is not None and end is not None  # noqa: S101 - both required above
+    start, end = params.required_range(found)
     if end - start > MAX_RANGE:
         raise BadParameter("to", f"must be at most {MAX_RANGE.days} days after from")
     window = found.get("window") or None

@@ -26,7 +26,8 @@ from services.ledger.settings import LedgerSettings
 PUBLIC = {"/healthz", "/readyz", "/openapi.json"}
 SAMPLE_PARAMS = {"licensee_id": "omnisoft", "month": "2026-10"}
 # Required query parameters, so a request past the gate reaches the database (and gets its 503).
-SAMPLE_QUERY = {"/v1/usage": "?from=2026-10&to=2026-11"}
+SAMPLE_QUERY = {"/v1/usage": "?from=2026-10&to=2026-11",
+                "/v1/licensees/{licensee_id:path}/audit-report": "?from=2026-10&to=2026-11"}
 TOKENS = InMemoryTokenStore()
 TOKEN = {role: TOKENS.create(f"roles-{role}", role) for role in ("ingest", "finance", "auditor")}
 
@@ -61,7 +62,7 @@ INGEST_PROTECTED = [e for e in endpoints(INGEST) if e[1] not in PUBLIC]
 
 def test_the_route_tables_are_what_this_test_expects() -> None:
     assert {path for _, path in endpoints(LEDGER) if path in PUBLIC} == PUBLIC
-    assert len(LEDGER_PROTECTED) == 6
+    assert len(LEDGER_PROTECTED) == 7
     assert INGEST_PROTECTED == [("POST", "/v1/events")]
 
 
