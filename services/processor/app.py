@@ -186,7 +186,7 @@ def _pipeline(
         names, policy, agreements.get, clock, metrics, lambda *inc: tally.add(checkpoint(), *inc)
     )
 
-    clocks: dict[int, tuple[object, PartitionState]] = {}
+    clocks: dict[int, tuple[object, PartitionState, dict[tuple[Any, str], Any]]] = {}
 
     def step(
         value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
@@ -198,15 +198,15 @@ def _pipeline(
         )
         cached = clocks.get(ctx.partition)
         if cached is None or cached[0] is not transaction:
-            # A new checkpoint: read the stream time its transaction holds.
+            # A new checkpoint: read the stream time its transaction holds, start an empty read cache.
             stream = PartitionState(transaction.as_state(PARTITION_PREFIX))
-            cached = clocks[ctx.partition] = (transaction, stream)
+            cached = clocks[ctx.partition] = (transaction, stream, {})
         incoming = check_key(value if value is not None else read_message(None), key)
         return handler.handle(
             incoming,
             Source(ctx.topic, ctx.partition, ctx.offset, key),
             timestamp / 1000,
-            LicenseeState(state),
+            LicenseeState(state, cached[2], key),
             cached[1],
         )
 

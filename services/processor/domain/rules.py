@@ -11,6 +11,7 @@ Severities: `warning` for volume.warning and app.unregistered (worth a look, not
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,6 +70,7 @@ class Breach:
         return f"f:{self.rule}:{self.severity}:{int(self.window[0].timestamp())}:{self.subject}"
 
 
+@functools.lru_cache(maxsize=4096)
 def threshold(limit: int, ratio: float) -> int:
     """The smallest count that reaches `ratio` of `limit` (the small epsilon absorbs float noise)."""
     return max(1, math.ceil(limit * ratio - 1e-9))
@@ -95,10 +97,12 @@ def volume(ctx: Context, agreement: Agreement) -> list[Breach]:
         ("calls", ctx.month.calls, limits.calls_per_month),
         ("records", ctx.month.records, limits.records_per_month),
     ):
-        if limit <= 0 or observed < threshold(limit, limits.warning_ratio):
+        if limit <= 0 or observed < threshold(limit, min(limits.warning_ratio, 1.0)):
             continue
         ratios = (limits.warning_ratio, 1.0, limits.severe_ratio)
-        for (rule, severity), ratio in zip(VOLUME_LEVELS, ratios, strict=True):
+        # By threshold, lowest first: the step relies on that order (see step._count).
+        levels = sorted(zip(ratios, VOLUME_LEVELS, strict=True))
+        for ratio, (rule, severity) in levels:
             if observed >= threshold(limit, ratio):
                 found.append(Breach(rule, severity, ctx.month_window, metric, observed, limit))
     return found

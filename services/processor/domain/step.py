@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from services.core.agreements import Agreement
 from services.core.events import AlertRaised, ApiCall, UsageRecorded
 from services.processor.domain import dedupe, windows
-from services.processor.domain.rules import Context, MonthUsage, alert, evaluate
+from services.processor.domain.rules import Breach, Context, MonthUsage, alert, evaluate
 from services.processor.domain.store import StateReader, Write
 
 COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS = "counted", "duplicate", "late", "out_of_bounds"
@@ -132,11 +132,22 @@ def _count(
     ctx = Context(
         call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now
     )
-    for breach in evaluate(ctx):
-        marker = breach.marker
-        if state.get(marker) is None:
-            decision.alerts.append(alert(ctx, breach))
-            decision.writes.append(Write(marker, 1, breach.window[1].timestamp() + lateness + _MARGIN))
+    fired: list[Breach] = []
+    settled: set[str] = set()  # volume metrics whose highest held level has fired already
+    # Highest held level first (rules.volume lists a metric's levels by threshold): a level fires
+    # together with every unfired lower one, so once a level has fired the lower ones of its metric
+    # have too, and their markers need no read.
+    for breach in reversed(evaluate(ctx)):
+        volume = breach.rule.startswith("volume.")
+        if volume and breach.subject in settled:
+            continue
+        if state.get(breach.marker) is None:
+            fired.append(breach)
+        elif volume:
+            settled.add(breach.subject)
+    for breach in reversed(fired):
+        decision.alerts.append(alert(ctx, breach))
+        decision.writes.append(Write(breach.marker, 1, breach.window[1].timestamp() + lateness + _MARGIN))
 
 
 def _add_month(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 MINUTE = 60
@@ -14,6 +15,7 @@ def month_key(at: datetime) -> str:
     return f"{moment.year:04d}-{moment.month:02d}"
 
 
+@functools.lru_cache(maxsize=1024)
 def month_bounds(key: str) -> tuple[datetime, datetime]:
     """Start (inclusive) and end (exclusive) of the month `YYYY-MM`."""
     year, month = (int(part) for part in key.split("-"))

@@ -203,3 +203,13 @@ def test_the_month_boundary_starts_new_volume_windows() -> None:
         ("volume.warning", "2026-10-01T00:00:00Z"),
         ("volume.warning", "2026-11-01T00:00:00Z"),
     ]
+
+
+def test_every_volume_level_fires_once_even_when_the_warning_ratio_is_above_the_cap() -> None:
+    agreement = with_limits(
+        agreements()["pebble"], calls_per_month=10, records_per_month=10**9, calls_per_minute=10**6,
+        warning_ratio=1.2, severe_ratio=1.5,
+    )  # fmt: skip
+    outcomes = Feed(agreement=agreement).many([call(i, OCT + timedelta(minutes=i)) for i in range(16)])
+    fired = [(i, a["data"]["rule"]) for i, o in enumerate(outcomes) for a in o.alerts]
+    assert fired == [(9, "volume.breach"), (11, "volume.warning"), (14, "volume.severe")]
