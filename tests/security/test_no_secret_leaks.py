@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from security_support import Spawned, Targets
 
+from services.core.events import format_time
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import free_port
 
@@ -119,7 +121,7 @@ def test_an_ingest_that_cannot_authenticate_to_kafka_leaks_no_sasl_password(
         "TOLLGATE_TOKENS_FILE": str(tokens_file), "TOLLGATE_INGEST_PRODUCE_TIMEOUT_SECONDS": "2",
     })  # fmt: skip
     event = {"specversion": "1.0", "id": "leak-1", "source": "gw", "type": "io.tollgate.api.call.v1",
-             "time": "2026-10-15T10:00:00Z",
+             "time": format_time(datetime.now(UTC) - timedelta(hours=1)),  # within ingest's age bound
              "data": {"licensee_id": "omnisoft", "app_id": "a", "endpoint": "/x", "method": "GET",
                       "status": 200, "records": 1, "bytes": 1,
                       "requester": {"org_id": "o", "org_type": "commercial"}}}  # fmt: skip
