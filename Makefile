@@ -37,7 +37,8 @@ test: install lint ## install, lint, then unit, integration and e2e tests on the
 run: install ## start the local stack and run the demo scenario end to end
 	$(BIN)/tollgate demo
 
-bench: install ## benchmarks on the local stack; results to BENCHMARKS.md
+bench: install ## benchmarks on the local stack; results to BENCHMARKS.md (TOLLGATE_BENCH_DEDUPE_KEYS, default 10M)
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
 
 stack-up: install ## start the local stack (Kafka, PostgreSQL, Prometheus, Alertmanager)

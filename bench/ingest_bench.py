@@ -28,7 +28,7 @@ from kafka import KafkaProducer
 
 from services.core.tokens import FileTokenStore, Principal
 from services.demo.launcher import wait_http_ok
-from services.demo.scenario import demo_calls
+from services.demo.scenario import MONTH_START, demo_calls
 from services.ingest.errors import IngestError
 from services.ingest.validation import accept
 from services.stack.kafka import create_topics
@@ -62,6 +62,11 @@ def ingest_process(bootstrap: str, topic: str, workdir: Path) -> Iterator[tuple[
         "TOLLGATE_INGEST_PORT": str(port),
         "TOLLGATE_INGEST_METRICS_PORT": str(free_port()),
         "TOLLGATE_INGEST_TOPIC": topic,
+        # The demo calls lie in a fixed month (October 2026), which falls out of ingest's 35-day age bound
+        # as time goes by: reach back a year before it, as the demo launcher does.
+        "TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS": str(
+            int((datetime.now(UTC) - (MONTH_START - timedelta(days=366))).total_seconds())
+        ),
     }
     log_path = workdir / "ingest.log"
     with log_path.open("ab") as out:

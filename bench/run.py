@@ -19,7 +19,6 @@ import os
 import platform
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,96 +26,21 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.processor_report import processor_rows
+from bench.report_rows import TARGETS, Row, _fmt, dig, median, meets
 from services.stack.state import StackInfo
 
 log = logging.getLogger("bench.run")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("ingest", "processor", "ledger", "kafka", "e2e")
 ORDER = ("kafka", "ingest", "processor", "ledger", "e2e")  # kafka first: ingest's ratio uses it
-TARGETS = {
-    "ingest": ("events/s", 25_000.0),
-    "processor": ("events/s per worker", 10_000.0),
-    "alert_p99_ms": ("ms", 250.0),
-    "ledger": ("rows/s", 40_000.0),
-}
 
 
 # ------------------------------------------------------------------------------------------------ maths
-
-
-def median(values: Sequence[float]) -> float | None:
-    """Median of the values that are numbers; None when there are none."""
-    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    return statistics.median(numbers) if numbers else None
-
-
-def ratio(value: float | None, baseline: float | None) -> float | None:
-    """value / baseline, rounded to 3 places; None when either is missing or the baseline is 0."""
-    if value is None or baseline is None or baseline == 0:
-        return None
-    return round(value / baseline, 3)
-
-
-def meets(value: float | None, target: float | None, lower_is_better: bool = False) -> bool | None:
-    """Whether value reaches the target (or stays under it); None when either is missing."""
-    if value is None or target is None:
-        return None
-    return value <= target if lower_is_better else value >= target
-
-
-def dig(document: Any, *path: str) -> Any:
-    """document[path[0]][path[1]]...; None when any step is missing."""
-    for key in path:
-        if not isinstance(document, Mapping) or key not in document:
-            return None
-        document = document[key]
-    return document
-
-
-# ------------------------------------------------------------------------------------------------ rows
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of a stage's table."""
-
-    metric: str
-    value: float | None
-    unit: str
-    baseline: str = ""
-    baseline_value: float | None = None
-    target: float | None = None
-    lower_is_better: bool = False
-    note: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        """value / baseline value."""
-        return ratio(self.value, self.baseline_value)
-
-    @property
-    def meets(self) -> bool | None:
-        """Whether the value reaches the target."""
-        return meets(self.value, self.target, self.lower_is_better)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form, with the derived ratio and verdict."""
-        return {
-            "metric": self.metric,
-            "value": self.value,
-            "unit": self.unit,
-            "baseline": self.baseline,
-            "baseline_value": self.baseline_value,
-            "ratio": self.ratio,
-            "target": self.target,
-            "meets_target": self.meets,
-            "note": self.note,
-        }
 
 
 def kafka_rows(result: Mapping[str, Any]) -> list[Row]:
@@ -166,82 +90,6 @@ def ingest_rows(result: Mapping[str, Any], kafka: Mapping[str, Any] | None) -> l
     if validation is not None:
         rows.append(Row("validate one 1000-event batch (no I/O)", validation, "ms"))
     return rows
-
-
-def processor_rows(result: Mapping[str, Any]) -> list[Row]:
-    """One worker's drain rate against a raw aiokafka consumer of the same topic, and alert latency.
-
-    The latency rows carry a figure only when the load was sustained (the group's lag stayed flat) in
-    at least one run; otherwise they are marked invalid and the queueing figure goes to the note.
-    """
-    unit, target = TARGETS["processor"]
-    _, p99_target = TARGETS["alert_p99_ms"]
-    med = dig(result, "median") or {}
-    raw = med.get("raw_consumer_events_per_s")
-    own = med.get("ratio")
-    drain_note = "drain of a pre-filled topic: first handled batch -> group committed the end offsets"
-    if isinstance(own, int | float):
-        drain_note += f"; median of each run's own ratio {own:.3f}"
-    rows = [
-        Row("raw aiokafka consumer, parse only (baseline)", raw, unit),
-        Row(
-            "processor, one worker",
-            med.get("processor_events_per_s"),
-            unit,
-            "raw aiokafka consumer",
-            raw,
-            target,
-            note=drain_note,
-        ),
-    ]
-    valid, runs = med.get("latency_valid_runs"), med.get("latency_runs")
-    if not runs:
-        return rows
-    background, probes = med.get("latency_background_per_s"), med.get("latency_probe_per_s")
-    fractions = med.get("latency_load_fractions") or []
-    share = "/".join(f"{f:g}" for f in fractions)
-    load = f"{_fmt(probes)} probes/s + {_fmt(background)} events/s background" + (
-        f" (= {share} x the run's drain rate)" if share else ""
-    )
-    what = "alert CreateTime - probe send time"
-    refused = _not_sustained(med.get("not_sustained") or [])
-    if valid:
-        note = f"{what}; {load}; lag flat in {valid} of {runs} runs"
-        if refused:
-            note += f"; not sustained, not kept: {refused}"
-        p50, p99 = _ms(med.get("alert_latency_p50_s")), _ms(med.get("alert_latency_p99_s"))
-        return [
-            *rows,
-            Row("event-to-alert latency p50", p50, "ms", note=note),
-            Row("event-to-alert latency p99", p99, "ms", target=p99_target, lower_is_better=True, note=note),
-        ]
-    note = f"INVALID: no load tried was sustained (lag not flat) in {runs} runs: {refused or '?'}"
-    return [
-        *rows,
-        Row("event-to-alert latency p50 (invalid)", None, "ms", note=note),
-        Row("event-to-alert latency p99 (invalid)", None, "ms", note=note),
-    ]
-
-
-def _not_sustained(attempts: Sequence[Mapping[str, Any]]) -> str:
-    """'0.5 x drain rate (~796/s) in 2 runs: lag grew +556 records/s..., p99 9,514 ms' per load share."""
-    shares: dict[float, list[Mapping[str, Any]]] = {}
-    for attempt in attempts:
-        shares.setdefault(float(attempt.get("load_fraction") or 0), []).append(attempt)
-    parts = []
-    for share, tried in sorted(shares.items(), reverse=True):
-        rates: list[Any] = [a.get("background_per_s") for a in tried]
-        p99s: list[Any] = [a.get("p99_s") for a in tried]
-        rate, p99 = median(rates), _ms(median(p99s))
-        first = str(tried[0].get("because", "")).split(";")[0]
-        parts.append(
-            f"{share:g} x drain rate (~{_fmt(rate)}/s) in {len(tried)} run(s): {first}, p99 {_fmt(p99)} ms"
-        )
-    return "; ".join(parts)
-
-
-def _ms(seconds: Any) -> float | None:
-    return round(float(seconds) * 1000, 1) if isinstance(seconds, int | float) else None
 
 
 def _find_number(document: Any, *words: str) -> float | None:
@@ -337,14 +185,6 @@ def stage_rows(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Row]]:
 # ------------------------------------------------------------------------------------------------ markdown
 
 
-def _fmt(value: float | None, digits: int = 0) -> str:
-    if value is None:
-        return "-"
-    if abs(value) >= 100 or (digits == 0 and float(value).is_integer()):
-        return f"{value:,.0f}"
-    return f"{value:,.{max(digits, 1)}f}" if abs(value) >= 1 else f"{value:.3g}"
-
-
 def _verdict(row: Row) -> str:
     if row.meets is None:
         return ""
@@ -375,7 +215,7 @@ def render_table(rows: Sequence[Row]) -> str:
 
 TITLES = {
     "ingest": "Ingest (HTTP -> Kafka, acks=all)",
-    "processor": "Processor (one faust worker)",
+    "processor": "Processor (one quix-streams worker, exactly-once) and the engine comparison",
     "ledger": "Ledger (billable -> PostgreSQL)",
     "kafka": "Kafka ProducerPerformance (the broker's ceiling)",
     "e2e": "End to end (ingest -> processor -> ledger, sustained)",
@@ -585,11 +425,11 @@ def run_ingest(stack: StackInfo, quick: bool) -> dict[str, Any]:
 
 
 def run_processor(stack: StackInfo, quick: bool) -> dict[str, Any]:
-    """bench.processor_bench: per run, the drain rate, then alert latency at a share of it it sustains."""
+    """bench.processor_bench: drains over a pre-filled dedupe store, recovery, latency, engines."""
     module = importlib.import_module("bench.processor_bench")
-    options: dict[str, Any] = {"runs": 3}
+    options: dict[str, Any] = {}  # keys: $TOLLGATE_BENCH_DEDUPE_KEYS, default 10,000,000
     if quick:
-        options = {"runs": 1, "licensees": 5, "per_licensee": 600, "seconds": 5.0}
+        options = {"keys": 100_000, "events": 10_000, "drains": 3, "engine_events": 5_000, "seconds": 5.0}
     return dict(call_with(module.run, stack, options))
 
 
@@ -619,11 +459,13 @@ RUNNERS: dict[str, Callable[[StackInfo, bool], dict[str, Any]]] = {
 HOW = {
     "kafka": "Median of the runs; java ProducerPerformance, `--throughput -1`, 6 partitions, no keys.",
     "ingest": "Medians of `bench.ingest_bench` runs; the ProducerPerformance ratio uses this run's kafka.",
-    "processor": "Medians of `bench.processor_bench` runs: one worker drains a pre-filled topic (clock from "
-    "its first handled batch to the group's committed end offsets); the raw consumer drains the same topic "
-    "in the same run; then, on that worker, alert latency under half the drain rate just measured, kept "
-    "only if the group's lag stayed flat (else a quarter, then an eighth, each on a fresh worker that has "
-    "just drained the same topic; what was not sustained is in the note).",
+    "processor": "One `bench.processor_bench` run, medians over its drains: the worker's changelog is "
+    "pre-filled with the dedupe keys (the format quix writes), the first worker recovers them, then each "
+    "drain of a fresh pre-filled batch is clocked from its first handled record to the group's committed "
+    "end offsets, with the raw loop on the same batch just before; the first and last drains start with "
+    "an empty state directory (recovery), the others warm. Latency on the last worker at half the median "
+    "drain rate, kept only if the lag stayed flat (else a quarter, an eighth). The engine comparison runs "
+    "the issue's small job on quix-streams and faust-streaming on one fresh topic.",
     "ledger": "`bench.ledger_bench` as its author measures it.",
     "e2e": "One sustained run (`bench.e2e_bench`); rates are slopes of 5 s samples, first sample left out.",
 }

@@ -1,10 +1,21 @@
-"""bench.processor_bench's pure parts: the drain rate, percentiles, the lag verdict and the medians."""
+"""The processor bench's pure parts: workload shape, drain rate, percentiles, lag verdict and medians."""
 
 from typing import Any
 
 import pytest
 
-from bench.processor_bench import drain_rate, lag_verdict, linear_slope, nearest_rank, summarise
+from bench.e2e_bench import linear_slope
+from bench.processor_bench import summarise
+from bench.processor_maths import (
+    drain_rate,
+    lag_verdict,
+    nearest_rank,
+    ratio,
+    split,
+    spread,
+    summarise_latency,
+    zipf_weights,
+)
 
 
 @pytest.mark.parametrize(
@@ -83,14 +94,49 @@ def test_other_reasons_make_the_latency_invalid(
     assert reason in verdict["invalid_because"]
 
 
-def _run(rate: float, latencies: list[dict[str, Any]]) -> dict[str, Any]:
+def test_zipf_weights_give_the_first_licensee_its_share() -> None:
+    weights = zipf_weights(50, 0.30)
+    assert len(weights) == 50
+    assert sum(weights) == pytest.approx(1.0)
+    assert weights[0] == pytest.approx(0.30, abs=1e-6)
+    assert weights == sorted(weights, reverse=True)
+    assert zipf_weights(1, 0.3) == [1.0]
+    with pytest.raises(ValueError, match="top_share"):
+        zipf_weights(5, 0.0)
+
+
+def test_split_keeps_the_total_and_the_order() -> None:
+    counts = split(1000, zipf_weights(50, 0.30))
+    assert sum(counts) == 1000
+    assert counts[0] == 300
+    assert split(10, [1, 1, 1]) in ([4, 3, 3], [3, 4, 3], [3, 3, 4])
+    assert split(0, [0.5, 0.5]) == [0, 0]
+
+
+def test_spread_spaces_times_evenly() -> None:
+    assert spread(4, 100.0, 8.0) == [100.0, 102.0, 104.0, 106.0]
+    assert spread(0, 100.0, 8.0) == []
+
+
+def test_ratio() -> None:
+    assert ratio(2500.0, 10000.0) == 0.25
+    assert ratio(None, 1.0) is None
+    assert ratio(1.0, 0.0) is None
+
+
+def _drain(rate: float, cold: bool, startup: float, rss: float) -> dict[str, Any]:
     return {
-        "processor_events_per_s": rate,
-        "raw_consumer_events_per_s": 10 * rate,
-        "ratio": 0.1,
-        "drain": {"startup_s": 5.0},
-        "latency": latencies[-1] if latencies else None,
-        "latency_attempts": latencies,
+        "events_per_s": rate,
+        "events_per_cpu_s": 2 * rate,
+        "raw": {"events_per_s": 10 * rate},
+        "ratio_to_raw": 0.1,
+        "cold_state": cold,
+        "startup_s": startup,
+        "rss_mb": rss,
+        "resends": 10,
+        "duplicates": 10,
+        "worker_cpu_share": 0.5,
+        "load_average_1m": 3.0,
     }
 
 
@@ -99,6 +145,7 @@ def _latency(fraction: float, p99: float, valid: bool) -> dict[str, Any]:
         "load_fraction": fraction,
         "p50_s": p99 / 2,
         "p99_s": p99,
+        "delivered_p50_s": p99 / 2 + 0.01,
         "delivered_p99_s": p99 + 0.01,
         "background_target_per_s": 1000 * fraction,
         "probe_per_s": 20.0,
@@ -107,26 +154,38 @@ def _latency(fraction: float, p99: float, valid: bool) -> dict[str, Any]:
     }
 
 
-def test_summarise_takes_latency_medians_over_sustained_runs_only() -> None:
-    runs = [
-        _run(900.0, [_latency(0.5, 0.1, True)]),
-        _run(1000.0, [_latency(0.5, 30.0, False), _latency(0.25, 0.2, True)]),
-        _run(1100.0, [_latency(0.5, 0.3, True)]),
+def test_summarise_splits_recovery_from_warm_restarts() -> None:
+    drains = [
+        _drain(900.0, True, 60.0, 900.0),
+        _drain(1000.0, False, 5.0, 300.0),
+        _drain(1100.0, False, 7.0, 320.0),
+        _drain(1200.0, True, 80.0, 1000.0),
     ]
-    med = summarise(runs)
-    assert med["processor_events_per_s"] == 1000.0
+    med = summarise(drains, [], 10_000_000)
+    assert med["dedupe_keys_prefilled"] == 10_000_000
+    assert med["processor_events_per_s"] == 1050.0
+    assert med["raw_events_per_s"] == 10500.0
+    assert med["recovery_s"] == 70.0
+    assert med["warm_startup_s"] == 6.0
+    assert med["rss_max_mb"] == 1000.0
+    assert (med["duplicates_expected"], med["duplicates_seen"]) == (40, 40)
+    assert med["latency_runs"] == 0
+
+
+def test_latency_medians_over_sustained_attempts_only() -> None:
+    med = summarise_latency([_latency(0.5, 30.0, False), _latency(0.25, 0.2, True)])
     assert med["alert_latency_p99_s"] == 0.2
-    assert med["latency_valid_runs"] == 3
-    assert med["latency_load_fractions"] == [0.5, 0.25]
+    assert med["alert_delivered_p99_s"] == pytest.approx(0.21)
+    assert med["latency_valid_runs"] == 1
+    assert med["latency_runs"] == 2
+    assert med["latency_load_fractions"] == [0.25]
     assert med["not_sustained"] == [
-        {"load_fraction": 0.5, "background_per_s": 500.0, "p99_s": 30.0, "because": "lag grew"}
+        {"load_fraction": 0.5, "background_per_s": 500.0, "p99_s": 30.01, "because": "lag grew"}
     ]
 
 
-def test_summarise_without_any_sustained_latency() -> None:
-    med = summarise([_run(900.0, [_latency(0.5, 30.0, False)])])
+def test_latency_without_any_sustained_attempt() -> None:
+    med = summarise_latency([_latency(0.5, 30.0, False)])
     assert med["alert_latency_p99_s"] is None
     assert med["latency_valid_runs"] == 0
-    assert med["invalid_alert_latency_p99_s"] == 30.0
-    drain_only = summarise([_run(900.0, [])])
-    assert drain_only["latency_runs"] == 0
+    assert med["latency_background_per_s"] == 500.0

@@ -4,19 +4,16 @@ from typing import Any
 
 import pytest
 
+from bench.processor_report import processor_rows
+from bench.report_rows import Row, median, meets, ratio
 from bench.run import (
-    Row,
     call_with,
     dig,
     e2e_rows,
     ingest_rows,
     kafka_rows,
     ledger_rows,
-    median,
-    meets,
     parse_only,
-    processor_rows,
-    ratio,
     render_markdown,
     render_table,
     stage_rows,
@@ -39,19 +36,39 @@ KAFKA = {
     "median": {"records_per_s": 30000.0, "mb_per_s": 10.8, "latency_p99_ms": 900},
 }
 PROCESSOR = {
-    "runs": [],
+    "drains": [],
     "median": {
+        "dedupe_keys_prefilled": 10_000_000,
         "processor_events_per_s": 800.0,
-        "raw_consumer_events_per_s": 16000.0,
+        "raw_events_per_s": 16000.0,
         "ratio": 0.05,
-        "alert_latency_p50_s": 0.04,
-        "alert_latency_p99_s": 0.12,
+        "events_per_cpu_s": 1600.0,
+        "recovery_s": 300.0,
+        "warm_startup_s": 6.0,
+        "rss_mb": 900.0,
+        "rss_max_mb": 1200.0,
+        "duplicates_expected": 4000,
+        "duplicates_seen": 4000,
+        "worker_cpu_share": 0.5,
+        "load_average_1m": 4.0,
+        "alert_latency_p50_s": 0.02,
+        "alert_latency_p99_s": 0.08,
+        "alert_delivered_p50_s": 0.04,
+        "alert_delivered_p99_s": 0.12,
         "latency_background_per_s": 400.0,
         "latency_probe_per_s": 20.0,
         "latency_load_fractions": [0.5],
-        "latency_valid_runs": 3,
-        "latency_runs": 3,
+        "latency_valid_runs": 1,
+        "latency_runs": 1,
         "not_sustained": [],
+    },
+    "engines": {
+        "events": 50000,
+        "raw": {"events_per_s": 40000.0},
+        "jobs": {
+            "quix": {"guarantee": "exactly-once", "events_per_s": 20000.0},
+            "faust": {"guarantee": "at_least_once", "events_per_s": 1000.0},
+        },
     },
 }
 E2E = {
@@ -131,17 +148,30 @@ def test_ingest_rows_compare_with_both_baselines() -> None:
     assert metrics.index("HTTP ingest, batches of 100") < metrics.index("HTTP ingest, batches of 1000")
 
 
-def test_processor_rows_state_the_load_latency_was_measured_at() -> None:
+def test_processor_rows_give_drain_cpu_recovery_rss_and_engines() -> None:
     rows = {r.metric: r for r in processor_rows(PROCESSOR)}
-    assert rows["processor, one worker"].ratio == 0.05
-    assert "committed" in rows["processor, one worker"].note
-    assert "each run's own ratio 0.050" in rows["processor, one worker"].note
+    drain = rows["processor, one worker"]
+    assert drain.ratio == 0.05
+    assert drain.meets is False
+    assert "committed the end offsets" in drain.note
+    assert "held 10,000,000 pre-filled dedupe keys" in drain.note
+    assert "duplicates: 4,000 of 4,000" in drain.note
+    assert rows["processor, per CPU second of the worker"].value == 1600.0
+    recovery = rows["recovery from the changelog (10,000,000 keys)"]
+    assert (recovery.value, recovery.baseline_value, recovery.ratio) == (300.0, 6.0, 50.0)
+    assert rows["worker RSS after a drain"].value == 900.0
+    assert rows["engine job on quix-streams (exactly-once)"].ratio == 0.5
+    assert rows["engine job on faust-streaming (at_least_once)"].ratio == 0.05
+
+
+def test_processor_latency_is_what_a_read_committed_consumer_sees() -> None:
+    rows = {r.metric: r for r in processor_rows(PROCESSOR)}
     p99 = rows["event-to-alert latency p99"]
     assert p99.value == 120.0
     assert p99.meets is True
-    assert "400 events/s background (= 0.5 x the run's drain rate)" in p99.note
-    assert "lag flat in 3 of 3 runs" in p99.note
-    assert "CreateTime" in p99.note
+    assert "read_committed" in p99.note
+    assert "400 events/s background (= 0.5 x the median drain rate)" in p99.note
+    assert rows["alert handed to the producer, p99"].value == 80.0
 
 
 def _processor_with(**median: Any) -> dict[str, Any]:
@@ -157,20 +187,18 @@ def test_processor_rows_keep_a_lower_load_and_say_what_was_not_sustained() -> No
     stepped = _processor_with(
         latency_background_per_s=200.0,
         latency_load_fractions=[0.25],
-        latency_valid_runs=2,
+        latency_runs=2,
         not_sustained=[_not_sustained(9.5, "lag grew +50")],
     )
     p99 = {r.metric: r for r in processor_rows(stepped)}["event-to-alert latency p99"]
     assert p99.value == 120.0
     assert "(= 0.25 x" in p99.note
-    assert "lag flat in 2 of 3 runs" in p99.note
-    assert "0.5 x drain rate (~400/s) in 1 run(s): lag grew +50, p99 9,500 ms" in p99.note
+    assert "0.5 x drain rate (~400/s): lag grew +50, p99 9,500 ms" in p99.note
 
 
 def test_processor_rows_mark_latency_invalid_when_no_load_was_sustained() -> None:
     queued = _processor_with(
-        alert_latency_p50_s=None,
-        alert_latency_p99_s=None,
+        alert_delivered_p99_s=None,
         latency_load_fractions=[],
         latency_valid_runs=0,
         not_sustained=[_not_sustained(40.0, "lag grew +90")],
@@ -198,12 +226,15 @@ def test_processor_rows_mark_latency_invalid_when_no_load_was_sustained() -> Non
     assert "| event-to-alert p99 | < 250 ms | - | - |" in markdown
 
 
-def test_processor_rows_without_a_latency_phase() -> None:
-    drain_only = {"runs": [], "median": {**PROCESSOR["median"], "latency_runs": 0}}
-    assert [r.metric for r in processor_rows(drain_only)] == [
-        "raw aiokafka consumer, parse only (baseline)",
+def test_processor_rows_without_latency_or_engines() -> None:
+    drain_only = {"median": {**PROCESSOR["median"], "latency_runs": 0}, "engines": None}
+    metrics = [r.metric for r in processor_rows(drain_only)]
+    assert metrics[:3] == [
+        "raw confluent-kafka consume + parse + produce (baseline)",
         "processor, one worker",
+        "processor, per CPU second of the worker",
     ]
+    assert not [m for m in metrics if "latency" in m or "engine" in m]
 
 
 def test_ledger_rows_find_the_figures_by_name() -> None:
