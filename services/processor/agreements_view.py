@@ -36,6 +36,7 @@ class TopicFollower:
         self.topic = topic
         self.apply = apply
         self.ready = threading.Event()
+        self.last_error: str = ""
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -51,6 +52,7 @@ class TopicFollower:
             try:
                 self._follow()
             except Exception as exc:  # any client failure: log, reconnect; what was read stays
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("reader of %s failed, retrying: %s", self.topic, exc)
                 self._stop.wait(1.0)
 
@@ -107,7 +109,8 @@ class AgreementsView:
     def wait_ready(self, timeout: float) -> None:
         """Block until caught up with the topic's end offsets at start-up."""
         if not self.ready.wait(timeout):
-            raise AgreementsNotReady(f"agreements topic {self.topic} not read to its end in {timeout:.0f}s")
+            why = f" (last error: {self.follower.last_error})" if self.follower.last_error else ""
+            raise AgreementsNotReady(f"agreements topic {self.topic} not read to its end in {timeout:.0f}s{why}")
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         licensee = key.decode("utf-8", errors="replace") if key else None
