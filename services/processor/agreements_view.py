@@ -110,7 +110,9 @@ class AgreementsView:
         """Block until caught up with the topic's end offsets at start-up."""
         if not self.ready.wait(timeout):
             why = f" (last error: {self.follower.last_error})" if self.follower.last_error else ""
-            raise AgreementsNotReady(f"agreements topic {self.topic} not read to its end in {timeout:.0f}s{why}")
+            raise AgreementsNotReady(
+                f"agreements topic {self.topic} not read to its end in {timeout:.0f}s{why}"
+            )
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         licensee = key.decode("utf-8", errors="replace") if key else None
