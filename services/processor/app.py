@@ -143,6 +143,9 @@ def bootstrap(
         producer_extra_config={
             "linger.ms": settings.producer_linger_ms,
             "compression.type": settings.producer_compression or "none",
+            # A killed worker's open transaction blocks its partitions' committed offsets until the
+            # coordinator aborts it; librdkafka's 60 s default made the successor's assignment time out.
+            "transaction.timeout.ms": int(settings.transaction_timeout_seconds * 1000),
         },
     )
     _pipeline(app, settings, metrics, agreements, clock)

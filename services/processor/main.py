@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 
 from services.processor.agreements_view import AgreementsView
@@ -10,6 +11,7 @@ from services.processor.app import bootstrap
 from services.processor.health import Health, serve
 from services.processor.metrics import ProcessorMetrics
 from services.processor.readiness import used_by, wait_for_leaders
+from services.processor.restart import restart
 from services.processor.settings import ProcessorSettings
 from services.processor.violations import ViolationsView
 
@@ -35,7 +37,8 @@ def group_less_consumer(settings: ProcessorSettings) -> Callable[[], object]:
 
 
 def run(environ: Mapping[str, str]) -> None:
-    """Run a worker until it is told to stop (quix turns SIGTERM into a graceful stop with a commit)."""
+    """Run a worker until it is told to stop (quix turns SIGTERM into a graceful stop with a commit);
+    after a failure, start afresh in the same process (restart.py)."""
     settings = ProcessorSettings.from_env(environ)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = ProcessorMetrics(settings.metrics_max_licensees)
@@ -57,4 +60,8 @@ def run(environ: Mapping[str, str]) -> None:
         settings, metrics, agreements, health=health, violations=violations,
         topics_ready=lambda: wait_for_leaders(consumers, wanted, s.agreements_timeout_seconds),
     )  # fmt: skip
-    worker.run()
+    started = time.monotonic()
+    try:
+        worker.run()
+    except Exception as exc:  # transient or not, the worker comes back; its open transaction aborts
+        restart(environ, started, exc)

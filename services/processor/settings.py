@@ -42,6 +42,7 @@ class ProcessorSettings:
     producer_linger_ms: int = 5
     producer_compression: str | None = "zstd"
     session_timeout_seconds: float = 10.0
+    transaction_timeout_seconds: float = 10.0
     # TLS/SASL towards Kafka: quix-streams (librdkafka) and the agreements view; repr hides secrets.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -86,6 +87,9 @@ class ProcessorSettings:
             producer_compression=_compression(environ),
             # The broker refuses sessions outside group.{min,max}.session.timeout.ms (6 s and 30 min).
             session_timeout_seconds=number(environ, "TOLLGATE_PROCESSOR_SESSION_TIMEOUT_SECONDS", 10.0, 6.0),
+            transaction_timeout_seconds=number(
+                environ, "TOLLGATE_PROCESSOR_TRANSACTION_TIMEOUT_SECONDS", 10.0, 1.0
+            ),
             kafka_security=KafkaSecurity.from_env(environ),
         )
 
