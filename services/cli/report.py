@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.cli.audit import register_audit
+from services.cli.verify import register_verify
 from services.core.clock import FixedClock, SystemClock
 from services.core.errors import TollgateError
 from services.core.events import format_time, parse_time
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     invoice.add_argument("--grace-hours", type=int, default=grace, help="default: 72")
     invoice.add_argument("--now", help="RFC 3339 time to invoice as of (default: the wall clock)")
     invoice.set_defaults(func=_invoice)
+    register_verify(actions, url)
 
 
 def _fail(message: str) -> int:

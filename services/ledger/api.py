@@ -239,6 +239,7 @@ def create_app(
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
         Route("/openapi.json", openapi.endpoint),
+        Route(base + "/ledger/verify", api.guard(READERS, reports.verify)),
         Route(base + "/ledger", api.guard(READERS, api.ledger)),
         Route(base + "/usage-report", api.guard(READERS, api.usage_report)),
         Route(base + "/audit-report", api.guard(READERS, reports.audit_report)),

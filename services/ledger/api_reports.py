@@ -1,4 +1,4 @@
-"""Route handlers for usage queries and the audit evidence document, beside the core ledger routes."""
+"""Route handlers for usage queries, chain verification and the audit document, beside the core routes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.core.tokens import Principal
-from services.ledger import audit_data, audit_html, params, render, usage_query
+from services.ledger import audit_data, audit_html, chain_store, params, render, usage_query
 from services.ledger.api import LedgerApi, query, respond
 
+VERIFY_COLUMNS = ("table", "licensee_id", "rows", "head_seq", "head_hash")
 HTML_HEADERS = {"Content-Security-Policy": audit_html.CSP, "X-Content-Type-Options": "nosniff"}
 
 
@@ -24,6 +25,13 @@ class ReportRoutes:
         checked = usage_query.parse_query(query(request, usage_query.PARAMETERS))
         found = await run_in_threadpool(self.api.read, usage_query.run, checked)
         return respond(request, found, checked.columns, found["rows"])
+
+    async def verify(self, request: Request, _: Principal) -> Response:
+        """`GET /v1/licensees/{id}/ledger/verify`: the hash chains recomputed, the first break named."""
+        licensee = params.licensee(request.path_params["licensee_id"])
+        query(request, ())
+        found = await run_in_threadpool(self.api.read, chain_store.verify, licensee)
+        return respond(request, found, VERIFY_COLUMNS, found["chains"])
 
     async def audit_report(self, request: Request, _: Principal) -> Response:
         """`GET /v1/licensees/{id}/audit-report?from=&to=`: HTML (the default), or JSON when asked for."""

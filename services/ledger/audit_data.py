@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from services.core.agreements import parse_agreement
-from services.ledger import repository
+from services.ledger import chain_store, repository
 from services.ledger.invoices import BILLED_BY_MONTH
 from services.ledger.pricing import Month
 
@@ -49,6 +49,7 @@ def audit_facts(conn: psycopg.Connection, licensee_id: str, start: datetime, end
         "alerts": None, "alerts_note": ALERTS_NOTE,
         "invoices": [i for i in invoices if i is not None], "adjustments": adjustments,
         "cross_check": cross_check(usage["apps"], billed),
+        "chain_heads": chain_store.heads(conn, licensee_id),
     }  # fmt: skip
 
 

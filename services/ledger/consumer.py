@@ -4,8 +4,9 @@ Delivery guarantee:
 - Kafka delivers at least once: offsets are never committed to Kafka. On start (and after any failure) the
   consumer seeks every partition to the next offset stored in `consumer_offsets`, or to the beginning.
 - Effects in PostgreSQL are exactly once: a batch's usage rows, its dead letters and the partitions' next
-  offsets are written in ONE transaction, and each usage_id is stored once (primary key, ON CONFLICT DO
-  NOTHING), so replays, processor re-emissions and records re-read after a crash change nothing.
+  offsets are written in ONE transaction, and each usage_id is stored once (primary key; stored ones are
+  filtered out before the INSERT), so replays, processor re-emissions and records re-read after a crash
+  change nothing.
 - A failed batch (PostgreSQL down, Kafka error) is rolled back, offsets do not move, and the consumer seeks
   back to the stored offsets and retries with capped exponential backoff: records are never skipped.
 - The DLQ topic is at least once: a crash between producing a dead letter and committing repeats it there;
@@ -45,9 +46,17 @@ STAGING_DDL = (
 )
 COPY_STAGING = f"COPY ledger_usage_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 # The column list is a constant of this module, never input: nothing outside reaches this string.
+# Each usage_id once: the batch's own repeats collapse to the earliest offset, stored ones are left out.
+# No ON CONFLICT: the hash-chain trigger (migration 0005) must never link a row that is then skipped, so a
+# concurrent writer of the same usage_id is a unique violation, rolled back and retried like any failure.
+# Rows go in licensee order: the trigger locks each licensee's chain until commit, and one order for every
+# writer means two consumers on the same partitions cannot deadlock.
 INSERT_USAGE = (
-    f"INSERT INTO usage_entries ({_COLUMNS}) SELECT {_COLUMNS} FROM ledger_usage_staging "  # noqa: S608
-    "ON CONFLICT (usage_id) DO NOTHING"
+    f"INSERT INTO usage_entries ({_COLUMNS}) SELECT {_COLUMNS} FROM ("  # noqa: S608
+    f"SELECT DISTINCT ON (usage_id) {_COLUMNS} FROM ledger_usage_staging "
+    "ORDER BY usage_id, kafka_partition, kafka_offset) AS s "
+    "WHERE NOT EXISTS (SELECT 1 FROM usage_entries u WHERE u.usage_id = s.usage_id) "
+    "ORDER BY licensee_id, kafka_partition, kafka_offset"
 )
 INSERT_DEAD = (
     "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, reason, payload) "

@@ -73,6 +73,9 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             base + "/ledger": {"get": _operation(
                 "ledger entries", [_LICENSEE, *_RANGE, _LIMIT], "200")},
+            base + "/ledger/verify": {"get": _operation(
+                "the licensee's hash chains recomputed; intact, each head, the first row that breaks",
+                [_LICENSEE], "200")},
             base + "/usage-report": {"get": _operation("the auditor's evidence report",
                                                        [_LICENSEE, *_RANGE], "200")},
             base + "/invoices/{month}": {

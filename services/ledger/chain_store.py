@@ -1,0 +1,48 @@
+"""Reading the hash chains out of PostgreSQL for verification and for the audit report's chain heads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from services.ledger.chain import CHAINED_TABLES, ChainRow, summary, walk
+
+# The table names and key expressions are this package's constants, never input.
+_ROWS = """SELECT licensee_id, {key}, chain_seq, prev_hash, row_hash,
+        jsonb_populate_record(t, '{{"row_hash": null}}')::text
+    FROM {table} AS t WHERE licensee_id = %s OR %s::text IS NULL ORDER BY licensee_id, chain_seq"""
+_HEAD = """SELECT chain_seq, row_hash FROM {table}
+    WHERE licensee_id = %s ORDER BY chain_seq DESC LIMIT 1"""
+
+
+def verify(conn: psycopg.Connection, licensee_id: str | None = None) -> dict[str, Any]:
+    """Recompute every chain of one licensee (or of all) from one consistent snapshot."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    # The trigger hashed each row's text with these settings: timestamps render by them.
+    conn.execute("SET LOCAL timezone TO 'UTC'")
+    conn.execute("SET LOCAL datestyle TO 'ISO, YMD'")
+    chains = [chain for table in CHAINED_TABLES for chain in walk(_rows(conn, table, licensee_id))]
+    return summary(licensee_id, chains)
+
+
+def _rows(conn: psycopg.Connection, table: str, licensee_id: str | None) -> Iterator[ChainRow]:
+    query = sql.SQL(_ROWS).format(key=sql.SQL(CHAINED_TABLES[table]), table=sql.Identifier(table))
+    # A server-side cursor streams: a licensee's usage chain may hold millions of rows.
+    with conn.cursor(name=f"verify_{table}") as cursor:
+        cursor.itersize = 5000
+        cursor.execute(query, (licensee_id, licensee_id))
+        for lic, key, seq, prev, row_hash, content in cursor:
+            yield ChainRow(table, lic, key, seq, prev, row_hash, content)
+
+
+def heads(conn: psycopg.Connection, licensee_id: str) -> list[dict[str, Any]]:
+    """The last link of each of the licensee's chains (seq 0 and no hash for an empty one)."""
+    out = []
+    for table in CHAINED_TABLES:
+        row = conn.execute(sql.SQL(_HEAD).format(table=sql.Identifier(table)), (licensee_id,)).fetchone()
+        seq, head = row if row else (0, None)
+        out.append({"table": table, "head_seq": int(seq), "head_hash": head})
+    return out
