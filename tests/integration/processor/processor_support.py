@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -13,17 +14,33 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupState,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.cli.agreements import publish_agreements
+from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.core.events import ApiCall, dumps, loads
+from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 from services.demo.launcher import free_port
 from services.demo.scenario import AGREEMENTS_FILE
+from services.processor.domain.step import COUNTED, DUPLICATE, Policy, decide
+from services.processor.domain.store import Write
 
 logging.getLogger("kafka").setLevel(logging.WARNING)
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,7 +73,7 @@ class Topics:
         return [self.input, self.dlq, self.agreements, self.alerts, self.billable]
 
 
-def create_topics(broker: str, label: str) -> Topics:
+def create_topics(broker: str, label: str, security: KafkaSecurity = PLAINTEXT) -> Topics:
     """Create a fresh, uniquely named set of topics."""
     prefix = f"t-{re.sub(r'[^a-z0-9]+', '-', label.lower())[:40]}-{uuid.uuid4().hex[:8]}"
     names = Topics(
@@ -67,7 +84,7 @@ def create_topics(broker: str, label: str) -> Topics:
         f"{prefix}.alerts",
         f"{prefix}.billable",
     )
-    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin = KafkaAdminClient(bootstrap_servers=broker, **security.kafka_python())
     try:
         admin.create_topics(
             [
@@ -85,9 +102,9 @@ def create_topics(broker: str, label: str) -> Topics:
     return names
 
 
-def delete_topics(broker: str, names: Topics) -> None:
+def delete_topics(broker: str, names: Topics, security: KafkaSecurity = PLAINTEXT) -> None:
     """Remove a test's topics (the worker's internal topics, named after its app id, stay: they are small)."""
-    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin = KafkaAdminClient(bootstrap_servers=broker, **security.kafka_python())
     try:
         admin.delete_topics(names.all())
     except Exception as exc:  # cleanup must not hide the test's own failure
@@ -121,20 +138,42 @@ def publish_demo_agreements(broker: str, topics: Topics) -> None:
     )
 
 
+def _producer(broker: str, security: KafkaSecurity = PLAINTEXT) -> Producer:
+    # murmur2: the partitions kafka-python (and so the CLI) choose for a key, so every client of a test
+    # puts a licensee's calls in the same partition.
+    return Producer({
+        "bootstrap.servers": broker, "acks": "all", "linger.ms": 20, "partitioner": "murmur2_random",
+        "compression.type": "lz4", "queue.buffering.max.messages": 500_000, **librdkafka_options(security),
+    })  # fmt: skip
+
+
 def produce(
-    broker: str, topic: str, calls: Iterable[ApiCall], raw: Iterable[tuple[bytes, bytes]] = ()
+    broker: str,
+    topic: str,
+    calls: Iterable[ApiCall],
+    raw: Iterable[tuple[bytes, bytes]] = (),
+    security: KafkaSecurity = PLAINTEXT,
 ) -> int:
-    """Produce calls keyed by licensee_id (and raw key/value pairs); return how many."""
-    producer = KafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
+    """Produce calls keyed by licensee_id (and raw key/value pairs), acks=all; return how many."""
+    producer = _producer(broker, security)
+    failed: list[str] = []
+
+    def delivered(error: Any, message: Any) -> None:
+        if error is not None:
+            failed.append(str(error))
+
     count = 0
-    for call in calls:
-        producer.send(topic, key=call.licensee_id.encode(), value=dumps(call.to_cloudevent()))
+    pairs = ((c.licensee_id.encode(), dumps(c.to_cloudevent())) for c in calls)
+    for key, value in itertools.chain(pairs, raw):
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.1)
         count += 1
-    for key, value in raw:
-        producer.send(topic, key=key, value=value)
-        count += 1
-    producer.flush()
-    producer.close()
+    left = producer.flush(60)
+    assert left == 0 and not failed, f"{left} records not delivered, errors: {failed[:3]}"
     return count
 
 
@@ -162,34 +201,71 @@ def produce_in_transactions(
     producer.close()
 
 
-def read_all(broker: str, topic: str, idle_seconds: float = 2.0) -> list[dict[str, Any]]:
-    """Every record of `topic` from the beginning, as JSON."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=broker,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        consumer_timeout_ms=int(idle_seconds * 1000),
-    )
-    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    ends = consumer.end_offsets(partitions)
-    records = []
-    while any(consumer.position(tp) < end for tp, end in ends.items()):
-        for batch in consumer.poll(timeout_ms=1000).values():
-            records += [loads(m.value) for m in batch]
-    consumer.close()
-    return records
-
-
-def committed_everything(broker: str, group: str, topic: str) -> bool:
-    """Whether the group's committed offsets reached the end of every partition of `topic`."""
-    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=group, enable_auto_commit=False)
+def read_all(
+    broker: str, topic: str, timeout: float = 60.0, security: KafkaSecurity = PLAINTEXT
+) -> list[dict[str, Any]]:
+    """Every committed record of `topic` from the beginning (read_committed), as JSON."""
+    consumer = committed_reader(broker, security)
     try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        ends = consumer.end_offsets(partitions)
-        return all((consumer.committed(tp) or 0) >= end for tp, end in ends.items())
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        at_end: set[int] = set()
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(at_end) < len(partitions):
+            assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout:.0f}s"
+            for message in consumer.consume(10_000, timeout=0.5):
+                error = message.error()
+                if error is None:
+                    records.append(loads(message.value()))
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                else:
+                    raise AssertionError(f"reading {topic}: {error}")
+        return records
+    finally:
+        consumer.close()
+
+
+def committed_reader(broker: str, security: KafkaSecurity, group: str | None = None) -> Consumer:
+    return Consumer({
+        "bootstrap.servers": broker, "group.id": group or f"reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True,
+        **librdkafka_options(security),
+    })  # fmt: skip
+
+
+def committed_everything(broker: str, group: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> bool:
+    """Whether the group has nothing left to read: from its committed offsets on, every partition of
+    `topic` is at its end for a read_committed reader.
+
+    Not "committed offset == end offset": a partition that ends in a transaction marker keeps its end
+    one past the group's last committed record, since the marker is never handed to a consumer.
+    """
+    consumer = committed_reader(broker, security, group)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        try:
+            committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        except KafkaException:  # e.g. NOT_COORDINATOR while the group moves: ask again later
+            return False
+        if any(tp.offset < 0 for tp in committed if consumer.get_watermark_offsets(tp, timeout=10)[1] > 0):
+            return False  # a partition with records the group never committed
+        starts = [
+            tp if tp.offset >= 0 else TopicPartition(topic, tp.partition, OFFSET_BEGINNING)
+            for tp in committed
+        ]
+        consumer.assign(starts)
+        at_end: set[int] = set()
+        deadline = time.monotonic() + 10
+        while len(at_end) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(100, timeout=0.5):
+                error = message.error()
+                if error is None:
+                    return False  # a committed record the group has not committed past
+                if error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+        return len(at_end) == len(partitions)
     finally:
         consumer.close()
 
@@ -261,6 +337,9 @@ class Workers:
     workdir: Path
     app_id: str = field(default_factory=lambda: f"tollgate-processor-{uuid.uuid4().hex[:10]}")
     started: list[Worker] = field(default_factory=list)
+    # Variables every worker of this set gets (TLS/SASL, small bounds), before `start(extra=...)`.
+    env: dict[str, str] = field(default_factory=dict)
+    security: KafkaSecurity = PLAINTEXT
 
     def start(self, name: str, extra: dict[str, str] | None = None) -> Worker:
         """Start a worker subprocess in the test's consumer group."""
@@ -271,7 +350,8 @@ class Workers:
             "TOLLGATE_KAFKA_BOOTSTRAP": self.broker,
             "TOLLGATE_PROCESSOR_APP_ID": self.app_id,
             "TOLLGATE_PROCESSOR_METRICS_PORT": str(port),
-            "TOLLGATE_PROCESSOR_DATA_DIR": str(self.workdir / name),
+            "TOLLGATE_PROCESSOR_DATA_DIR": str(self.data_dir(name)),
+            **self.env,
             **(extra or {}),
         }
         log_path = self.workdir / f"{name}.log"
@@ -287,13 +367,46 @@ class Workers:
         self.started.append(worker)
         return worker
 
+    def data_dir(self, name: str) -> Path:
+        """The local state directory of the worker called `name` (a restart under that name reuses it)."""
+        return self.workdir / name
+
     def wait_drained(self, timeout: float = 180.0) -> None:
         """Wait until the group committed every input offset (outputs and state are acked by then)."""
         wait_until(
-            lambda: committed_everything(self.broker, self.app_id, self.topics.input),
+            lambda: committed_everything(self.broker, self.app_id, self.topics.input, self.security),
             timeout,
             "the input topic to be fully committed",
         )
+
+    def wait_members(self, count: int, timeout: float = 90.0) -> None:
+        """Wait until the group is stable with `count` members, each assigned some input partition."""
+
+        def settled() -> bool:
+            admin = AdminClient({"bootstrap.servers": self.broker, **librdkafka_options(self.security)})
+            group = admin.describe_consumer_groups([self.app_id], request_timeout=10)[self.app_id].result()
+            inputs = [
+                [tp for tp in m.assignment.topic_partitions if tp.topic == self.topics.input]
+                for m in group.members
+            ]
+            stable = group.state == ConsumerGroupState.STABLE
+            return stable and len(inputs) == count and all(inputs)
+
+        wait_until(settled, timeout, f"{count} workers to share the input partitions", interval=0.5)
+
+    def drain_supervised(self, worker: Worker, name: str, timeout: float = 180.0) -> list[Worker]:
+        """`wait_drained`, starting the worker `name` again whenever it exits, as its supervisor
+        (systemd, Kubernetes) would; return every incarnation. An exit commits nothing, so a run
+        with restarts must still give the undisturbed result."""
+        running = [worker]
+
+        def drained() -> bool:
+            if running[-1].process.poll() is not None:
+                running.append(self.start(name))
+            return committed_everything(self.broker, self.app_id, self.topics.input, self.security)
+
+        wait_until(drained, timeout, "the input topic to be fully committed")
+        return running
 
     def run_solo(self) -> Worker:
         """Start one worker, wait until it committed the whole input topic, and stop it."""
@@ -325,22 +438,126 @@ def summary(alerts: list[dict[str, Any]], billable: list[dict[str, Any]]) -> dic
     }
 
 
+class _Keys(dict[str, Any]):
+    """One licensee's keyed state for the expectation: nothing in it expires (the calls are checked to
+    lie inside the horizon), so a plain dict is the store."""
+
+    def apply(self, writes: Iterable[Write]) -> None:
+        self.update((w.key, w.value) for w in writes)
+
+
+def expected(
+    calls: Iterable[ApiCall], agreements: Iterable[Agreement], policy: Policy | None = None
+) -> dict[str, Any]:
+    """`summary()` of an undisturbed run, from the pure domain (`decide`) over `calls` in their order.
+
+    Alert and usage ids are deterministic (rule, licensee, window, level; source + id), so a real run
+    must show exactly these. Each call must be counted or a duplicate: a late one would make the
+    answer depend on partitioning, so the expectation refuses it.
+    """
+    known = {a.licensee_id: a for a in agreements}
+    states: dict[str, _Keys] = {}
+    stream_time: float | None = None
+    now = datetime.now(UTC)
+    alert_ids: set[str] = set()
+    usage_ids: set[str] = set()
+    records: Counter[str] = Counter()
+    for call in calls:
+        state = states.setdefault(call.licensee_id, _Keys())
+        agreement = known.get(call.licensee_id)
+        decision = decide(call, state, stream_time, agreement, now, policy or Policy())
+        assert decision.kind in (COUNTED, DUPLICATE), f"{call.event_id} is {decision.kind}"
+        stream_time = max(stream_time or decision.event_time, decision.event_time)
+        state.apply(decision.writes)
+        alert_ids |= {a.alert_id for a in decision.alerts}
+        if decision.usage is not None:
+            usage_ids.add(decision.usage.usage_id)
+            records[call.licensee_id] += call.records
+    return {"alert_ids": alert_ids, "usage_ids": usage_ids, "records": dict(records)}
+
+
+def demo_agreements() -> list[Agreement]:
+    """demo/agreements.yaml."""
+    return load_agreements(AGREEMENTS_FILE)
+
+
 def expected_demo_alert_ids() -> set[str]:
-    """The alert ids of an undisturbed run: the pure domain over the demo calls (ids are deterministic)."""
-    from datetime import UTC, datetime
-
-    from services.core.agreements import load_agreements
+    """The alert ids of an undisturbed run of the demo calls."""
     from services.demo.scenario import demo_calls
-    from services.processor.domain.state import LicenseeState
-    from services.processor.domain.step import Policy, Position, apply
 
-    known = {a.licensee_id: a for a in load_agreements(AGREEMENTS_FILE)}
-    states: dict[str, LicenseeState] = {}
-    found = set()
-    for offset, call in enumerate(demo_calls()):
-        state = states.setdefault(call.licensee_id, LicenseeState(call.licensee_id))
-        outcome = apply(
-            state, call, Position(0, offset), known.get(call.licensee_id), datetime.now(UTC), Policy()
+    return set(expected(demo_calls(), demo_agreements())["alert_ids"])
+
+
+def clone_agreement(base: Agreement, licensee_id: str, **limits: Any) -> Agreement:
+    """`base` under another licensee id, with some limits replaced."""
+    raw = {**base.raw, "licensee_id": licensee_id, "name": f"{licensee_id} (test)"}
+    raw["limits"] = {**raw["limits"], **limits}
+    return parse_agreement(raw)
+
+
+def publish(
+    broker: str, topics: Topics, agreements: Sequence[Agreement], security: KafkaSecurity = PLAINTEXT
+) -> None:
+    """Put agreements on the test's agreements topic (acks=all)."""
+    publish_agreements(broker, agreements, topics.agreements, security=security)
+
+
+def calls_of(
+    licensee: str, count: int, start: datetime, every: timedelta, first: int = 0, records: int = 10,
+    app: str = "pebble-app",
+) -> list[ApiCall]:  # fmt: skip
+    """`count` commercial calls of `licensee`, ids `<licensee>-<n>` from `first`, one every `every`."""
+    return [
+        ApiCall(
+            event_id=f"{licensee}-{n:07d}", source=f"gateway-{licensee}", time=start + (n - first) * every,
+            licensee_id=licensee, app_id=app, endpoint="/2/tweets/search/all", method="GET", status=200,
+            records=records, bytes=records * 900, org_id="reader-1", org_type="commercial",
         )
-        found |= {a["data"]["alert_id"] for a in outcome.alerts}
-    return found
+        for n in range(first, first + count)
+    ]  # fmt: skip
+
+
+def counted(worker: Worker) -> float:
+    """How many calls the worker counted (committed checkpoints only)."""
+    return worker.metric("tollgate_processor_events_total", outcome="counted")
+
+
+def wait_counted(worker: Worker, at_least: int, timeout: float = 120.0) -> None:
+    """Wait until `worker` has counted at least `at_least` calls: a fault placed by progress."""
+    wait_until(
+        lambda: counted(worker) >= at_least or worker.process.poll() is not None,
+        timeout,
+        f"the worker to count {at_least} calls",
+        interval=0.1,
+    )
+    assert worker.process.poll() is None, worker.log()[-3000:]
+
+
+@dataclass
+class MidStream:
+    """A worker that has counted 1,500 of the demo calls plus 3,000 calls of a clone of pebble."""
+
+    calls: list[ApiCall]
+    agreements: list[Agreement]
+    workers: Workers
+    worker: Worker
+
+
+def start_mid_stream(broker: str, topics: Topics, workdir: Path, name: str = "solo") -> MidStream:
+    """Publish, produce and start a worker; return once it is mid-stream (1,500 counted)."""
+    pebble = next(a for a in demo_agreements() if a.licensee_id == "pebble")
+    agreements = [*demo_agreements(), clone_agreement(pebble, "pebble-6", calls_per_month=2500)]
+    extra = calls_of("pebble-6", 3000, datetime(2026, 10, 2, tzinfo=UTC), timedelta(minutes=9))
+    from services.demo.scenario import demo_calls
+
+    calls = sorted([*demo_calls(), *extra], key=lambda c: (c.time, c.source, c.event_id))
+    publish(broker, topics, agreements)
+    produce(broker, topics.input, calls)
+    workers = Workers(broker, topics, workdir)
+    worker = workers.start(name)
+    try:
+        wait_counted(worker, 1500)
+    except BaseException:
+        workers.stop_all()
+        raise
+    return MidStream(calls, agreements, workers, worker)

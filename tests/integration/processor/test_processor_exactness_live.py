@@ -1,22 +1,36 @@
-"""Exactly once in effect on a real broker: replays, kill -9 and a rebalance change no result."""
+"""Exactly once in effect on a real broker: replays, kill -9, rebalances and transactional input change no
+result. Each run is compared with the pure domain's answer for the same calls (alert ids, usage ids and
+records per licensee), which an undisturbed run gives (tests/integration/processor/test_processor_demo.py)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from processor_support import (
     Topics,
     Workers,
+    calls_of,
+    clone_agreement,
+    counted,
+    demo_agreements,
+    expected,
     expected_demo_alert_ids,
     produce,
     produce_in_transactions,
+    publish,
     publish_demo_agreements,
     read_all,
+    start_mid_stream,
     summary,
+    wait_counted,
     wait_until,
 )
 
+from services.core.agreements import Agreement
+from services.core.events import ApiCall
 from services.demo.scenario import demo_calls
 
 EXPECTED_RECORDS = {"omnisoft": 81_000, "pebble": 3_000, "oldco": 250}
@@ -63,23 +77,25 @@ def test_sending_the_same_events_twice_changes_no_count_and_raises_no_new_alert(
 def test_a_worker_killed_mid_stream_and_restarted_gives_the_undisturbed_result(
     broker: str, topics: Topics, tmp_path: Path
 ) -> None:
-    publish_demo_agreements(broker, topics)
-    produce(broker, topics.input, demo_calls())
-    workers = Workers(broker, topics, tmp_path)
-    victim = workers.start("victim")
+    run = start_mid_stream(broker, topics, tmp_path, "victim")
     try:
-        wait_until(
-            lambda: victim.metric("tollgate_processor_events_total", outcome="counted") >= 1200,
-            120,
-            "the worker to be mid-stream",
-            interval=0.2,
-        )
-        victim.kill()
-        workers.start("survivor")
-        workers.wait_drained()
+        run.worker.kill()
+        at_the_kill = counted(run.worker)
+        survivor = run.workers.start("survivor")
+        # See the next test: the survivor may exit while the victim's transaction is open; its
+        # supervisor starts it again.
+        run.workers.drain_supervised(survivor, "survivor")
     finally:
-        workers.stop_all()
-    _assert_undisturbed(_result(broker, topics))
+        run.workers.stop_all()
+    assert at_the_kill < len(run.calls), "the kill came after the worker had finished"
+    want = expected(run.calls, run.agreements)
+    # The victim's open transaction holds back read_committed readers of the outputs until the broker
+    # aborts it (transaction.timeout.ms: nothing fences it, its transactional.id dies with it).
+    went = time.monotonic()
+    wait_until(lambda: _result(broker, topics) == want, 120, "the outputs to be readable", interval=2)
+    held_back = time.monotonic() - went
+    print(f"read_committed readers held back {held_back:.0f}s after the drain")
+    assert _result(broker, topics) == want
 
 
 def test_when_one_of_two_workers_stops_the_other_takes_its_partitions_with_counts_intact(
@@ -116,3 +132,46 @@ def test_calls_in_committed_transactions_count_exactly_and_calls_in_aborted_ones
     produce_in_transactions(broker, topics.input, calls, per_transaction=397, aborted=aborted)
     Workers(broker, topics, tmp_path).run_solo()
     _assert_undisturbed(_result(broker, topics))
+
+
+# Clones of pebble whose keys land on the partitions the demo licensees leave empty (murmur2, 6
+# partitions: pebble-6 on 1, pebble-3 on 2, pebble-7 on 4, pebble-5 on 5), so every worker of a
+# rebalanced group has calls to take over.
+SPREAD = ("pebble-3", "pebble-5", "pebble-6", "pebble-7")
+
+
+def _spread_calls() -> list[ApiCall]:
+    """The demo calls plus 150 calls of each clone, all in October 2026, in event-time order."""
+    start = datetime(2026, 10, 1, 0, 3, tzinfo=UTC)
+    extra = [c for name in SPREAD for c in calls_of(name, 150, start, timedelta(hours=4, minutes=57))]
+    return sorted([*demo_calls(), *extra], key=lambda c: (c.time, c.source, c.event_id))
+
+
+def _spread_agreements() -> list[Agreement]:
+    pebble = next(a for a in demo_agreements() if a.licensee_id == "pebble")
+    # A cap of 120 calls: each clone crosses its warning (96) and breach (120) levels.
+    return [*demo_agreements(), *(clone_agreement(pebble, name, calls_per_month=120) for name in SPREAD)]
+
+
+def test_when_two_more_workers_join_one_mid_stream_the_three_share_the_partitions_with_counts_intact(
+    broker: str, topics: Topics, tmp_path: Path
+) -> None:
+    calls, agreements = _spread_calls(), _spread_agreements()
+    want = expected(calls, agreements)
+    publish(broker, topics, agreements)
+    half = len(calls) // 2
+    produce(broker, topics.input, calls[:half])
+    workers = Workers(broker, topics, tmp_path)
+    first = workers.start("first")
+    try:
+        wait_counted(first, half)
+        joined = [workers.start("second"), workers.start("third")]
+        workers.wait_members(3)  # the first worker handed over partitions, with their state
+        produce(broker, topics.input, calls[half:])
+        workers.wait_drained()
+        totals = [counted(w) for w in (first, *joined)]
+    finally:
+        workers.stop_all()
+    assert sum(totals[1:]) > 0, f"the new workers took no partition with calls: {totals}"
+    assert sum(totals) == len(calls), totals  # nothing counted twice across the hand-overs
+    assert _result(broker, topics) == want

@@ -1,31 +1,45 @@
-"""Tollgate's Kafka clients against a real broker that accepts only TLS (SASL_SSL and mutual TLS)."""
+"""Tollgate's Kafka clients, and a full processor worker, against a real broker that accepts only TLS
+(SASL_SSL and mutual TLS).
+
+The worker helpers come from tests/integration/processor (tests/ is on sys.path: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import faust
 import httpx
 import orjson
 import pytest
 from aiokafka.errors import KafkaError as AioKafkaError
 from ingest_support import INGEST_NOW
+from integration.processor.processor_support import (
+    Workers,
+    create_topics,
+    delete_topics,
+    demo_agreements,
+    expected,
+    produce,
+    publish,
+    read_all,
+    summary,
+)
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from services import cli
 from services.core import topics
-from services.core.security import PLAINTEXT, KafkaSecurity, faust_credentials
+from services.core.security import PLAINTEXT, KafkaSecurity
 from services.core.tokens import InMemoryTokenStore
 from services.demo.observe import read_topic
+from services.demo.scenario import demo_calls
 from services.ingest.app import create_app
 from services.ingest.kafka_publisher import KafkaPublisher
 from services.ingest.main import serve_in_thread
@@ -34,6 +48,7 @@ from services.ledger.dead_letters import DeadLetterPublisher
 from services.ledger.fetch import Fetcher
 from services.ledger.settings import LedgerSettings
 from services.processor.agreements_view import AgreementsView
+from services.processor.main import group_less_consumer
 from services.processor.settings import ProcessorSettings
 from services.stack.config import REPO_ROOT
 from services.stack.kafka_tls import SecureBroker
@@ -90,11 +105,14 @@ def _ingest(settings: IngestSettings) -> Iterator[Callable[[str, Any], httpx.Res
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/cloudevents-batch+json"}
     try:
         app = create_app(settings, publisher, tokens, INGEST_NOW)
-        with serve_in_thread(app, free_port()) as url, httpx.Client(
-            base_url=url, timeout=30.0, headers=headers
-        ) as client:
-            yield lambda path, events: (
-                client.get(path) if events is None else client.post(path, content=orjson.dumps(events))
+        with (
+            serve_in_thread(app, free_port()) as url,
+            httpx.Client(base_url=url, timeout=30.0, headers=headers) as client,
+        ):
+            yield (
+                lambda path, events: (
+                    client.get(path) if events is None else client.post(path, content=orjson.dumps(events))
+                )
             )
     finally:
         publisher.close()
@@ -189,45 +207,52 @@ def test_agreements_loaded_by_the_cli_reach_the_processor_agreements_view_throug
         monkeypatch.setenv(name, value)
     assert cli.main(["agreements", "load", str(AGREEMENTS_FILE)]) == 0
     settings = ProcessorSettings.from_env(service_env)
-    view = AgreementsView(settings.kafka_bootstrap, settings.agreements_topic, settings.kafka_security)
-
-    async def read_to_the_end() -> None:
-        reader = asyncio.create_task(view.run())
-        try:
-            await view.wait_ready(30)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-
-    asyncio.run(read_to_the_end())
-    assert {"omnisoft", "pebble", "oldco"} <= set(view.agreements)
+    view = AgreementsView(group_less_consumer(settings), settings.agreements_topic)
+    view.start()
+    try:
+        view.wait_ready(30)
+    finally:
+        view.stop()
+    october = datetime(2026, 10, 15, tzinfo=UTC)
+    assert all(view.get(name, october) is not None for name in ("omnisoft", "pebble", "oldco"))
 
 
-def test_faust_sends_through_tls_with_the_credentials_built_from_the_processor_settings(
-    service_env: dict[str, str], tmp_path: Path
+WORKER_LOGINS = {
+    "SASL_SSL with SCRAM-SHA-512": lambda b: (b.sasl_bootstrap, b.sasl("SCRAM-SHA-512")),
+    "a client certificate (mutual TLS)": lambda b: (b.mtls_bootstrap, b.mtls()),
+}
+
+
+@pytest.mark.parametrize("login", list(WORKER_LOGINS))
+def test_a_full_processor_worker_meters_exactly_through_tls_when_it_authenticates_by(
+    login: str, secure_kafka: SecureBroker, tmp_path: Path
 ) -> None:
-    settings = ProcessorSettings.from_env(service_env)
-    app = faust.App(
-        "tollgate-tls-probe", broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
-        datadir=str(tmp_path), web_enabled=False,
-        broker_credentials=faust_credentials(settings.kafka_security),
-    )  # fmt: skip
-    alert_id = f"tls-{uuid.uuid4().hex}"
-
-    async def send() -> None:
-        await app.producer.start()
+    # A real worker (`tollgate serve processor`) over TLS only: consumer group, RocksDB state with its
+    # changelog topics (created by the worker), and one Kafka transaction per checkpoint.
+    bootstrap, security = WORKER_LOGINS[login](secure_kafka)
+    names = create_topics(bootstrap, "tls-worker", security)
+    calls = [c for c in demo_calls() if c.licensee_id in ("pebble", "oldco")]
+    agreements = demo_agreements()
+    try:
+        publish(bootstrap, names, agreements, security)
+        produce(bootstrap, names.input, calls, [(b"pebble", b"{not json")], security)
+        workers = Workers(bootstrap, names, tmp_path, env=_env_of(bootstrap, security), security=security)
+        worker = workers.start("tls")
         try:
-            value = orjson.dumps({"data": {"alert_id": alert_id}})
-            await app.producer.send_and_wait(
-                settings.alerts_topic, b"pebble", value, partition=None, timestamp=None, headers=None
-            )
+            workers.wait_drained(timeout=120)
+            assert worker.metric("tollgate_processor_events_total", outcome="counted") == len(calls)
         finally:
-            await app.producer.stop()
-
-    asyncio.run(asyncio.wait_for(send(), 30))
-    on_topic = read_topic(settings.kafka_bootstrap, settings.alerts_topic, security=settings.kafka_security)
-    assert alert_id in {e["data"]["alert_id"] for e in on_topic}
+            workers.stop_all()
+        assert "security.protocol" in worker.log() and security.protocol.lower() in worker.log()
+        alerts = read_all(bootstrap, names.alerts, security=security)
+        billable = read_all(bootstrap, names.billable, security=security)
+        assert summary(alerts, billable) == expected(calls, agreements)
+        assert {a["data"]["rule"] for a in alerts} == {"agreement.missing"}  # oldco's ended in September
+        dead = read_all(bootstrap, names.dlq, security=security)
+        assert [d["reason"] for d in dead] == ["invalid: not JSON"]
+        assert secure_kafka.password not in worker.log()
+    finally:
+        delete_topics(bootstrap, names, security)
 
 
 AUTHENTICATIONS = {

@@ -1,28 +1,27 @@
-"""Every Kafka client takes the same KafkaSecurity: option builders, faust credentials, settings, wiring."""
+"""Every Kafka client takes the same KafkaSecurity: option builders (kafka-python, aiokafka,
+librdkafka), settings, wiring."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import faust
 import kafka
 import pytest
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from services import cli
 from services.cli.agreements import publish_agreements
 from services.cli.replay import replay_kafka
 from services.core.errors import SettingsError
-from services.core.security import PLAINTEXT, KafkaSecurity, faust_credentials
+from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 from services.demo.observe import read_topic
 from services.ingest.settings import IngestSettings
 from services.ledger import dead_letters, fetch
 from services.ledger.settings import LedgerSettings
-from services.processor import agreements_view
+from services.processor.app import connection
+from services.processor.main import group_less_consumer
 from services.processor.settings import ProcessorSettings
 from services.stack.config import REPO_ROOT
 
@@ -64,39 +63,41 @@ def test_aiokafka_gets_a_tls_context_only_when_the_protocol_is_tls(
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
-@pytest.mark.parametrize(("security", "kind", "protocol", "mechanism"), [
-    (PLAINTEXT, None, None, None),
-    (TLS_ONLY, faust.SSLCredentials, "SSL", None),
-    (SCRAM, faust.SASLCredentials, "SASL_SSL", "SCRAM-SHA-512"),
-    (PLAIN_SASL, faust.SASLCredentials, "SASL_PLAINTEXT", "PLAIN"),
-    (DEFAULT_MECHANISM, faust.SASLCredentials, "SASL_SSL", "SCRAM-SHA-256"),
-])  # fmt: skip
-def test_faust_credentials_follow_the_protocol_and_mechanism(
-    security: KafkaSecurity, kind: type | None, protocol: str | None, mechanism: str | None
+MTLS = KafkaSecurity(
+    "SSL", cafile="/ca.pem", certfile="/client.pem", keyfile="/client.key", key_password=PASSWORD
+)
+
+
+@pytest.mark.parametrize(("security", "want"), [
+    (PLAINTEXT, {"security.protocol": "plaintext"}),
+    (PLAIN_SASL, {"security.protocol": "sasl_plaintext", "sasl.mechanism": "PLAIN",
+                  "sasl.username": "metering", "sasl.password": PASSWORD}),
+    (DEFAULT_MECHANISM, {"security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-256",
+                         "sasl.username": "metering", "sasl.password": PASSWORD,
+                         "ssl.endpoint.identification.algorithm": "https"}),
+    (SCRAM, {"security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "metering",
+             "sasl.password": PASSWORD, "ssl.endpoint.identification.algorithm": "https"}),
+    (TLS_ONLY, {"security.protocol": "ssl", "ssl.endpoint.identification.algorithm": "https"}),
+    (MTLS, {"security.protocol": "ssl", "ssl.endpoint.identification.algorithm": "https",
+            "ssl.ca.location": "/ca.pem", "ssl.certificate.location": "/client.pem",
+            "ssl.key.location": "/client.key", "ssl.key.password": PASSWORD}),
+], ids=["plaintext", "sasl-plain-without-tls", "sasl-ssl-default-mechanism", "sasl-ssl-scram-512", "tls-only",
+        "mutual-tls"])  # fmt: skip
+def test_librdkafka_gets_the_protocol_sasl_login_tls_files_and_hostname_verification(
+    security: KafkaSecurity, want: dict[str, str]
 ) -> None:
-    credentials = faust_credentials(security)
-    if kind is None:
-        assert credentials is None
-        return
-    assert isinstance(credentials, kind)
-    assert credentials.protocol.value == protocol
-    if mechanism is not None:
-        assert credentials.mechanism.value == mechanism
-        assert (credentials.username, credentials.password) == ("metering", PASSWORD)
-        assert PASSWORD not in repr(credentials)
+    assert librdkafka_options(security) == want
 
 
-@pytest.mark.parametrize("security", SECURITIES, ids=repr)
-def test_faust_turns_the_credentials_into_the_same_aiokafka_options_as_the_other_clients(
+@pytest.mark.parametrize("security", [SCRAM, PLAIN_SASL, MTLS], ids=["scram", "plain", "mutual-tls"])
+def test_the_processor_hands_quix_the_librdkafka_options_and_its_repr_hides_the_secrets(
     security: KafkaSecurity,
 ) -> None:
-    ours, faust_options = security.aiokafka(), dict(credentials_to_aiokafka_auth(faust_credentials(security)))
-    assert _without_tls(faust_options) == _without_tls(ours)
-    if security.uses_ssl:
-        context = faust_options["ssl_context"]
-        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-    else:
-        assert faust_options.get("ssl_context") is None
+    settings = ProcessorSettings(kafka_bootstrap="kafka:9093", kafka_security=security)
+    config = connection(settings)
+    assert config.as_librdkafka_dict() == {"bootstrap.servers": "kafka:9093", **librdkafka_options(security)}
+    for shown in (repr(config), str(config), repr(settings), repr(security)):
+        assert PASSWORD not in shown
 
 
 def _ingest(environ: dict[str, str]) -> Any:
@@ -186,13 +187,13 @@ def _dead_letters(security: KafkaSecurity) -> None:
 
 
 def _agreements_view(security: KafkaSecurity) -> None:
-    asyncio.run(agreements_view.AgreementsView("kafka:9093", "t", security).run())
+    group_less_consumer(ProcessorSettings(kafka_bootstrap="kafka:9093", kafka_security=security))()
 
 
 CLIENTS = [
     ("ledger fetcher", (fetch, "AIOKafkaConsumer"), _fetcher, "aiokafka"),
     ("ledger dead letters", (dead_letters, "KafkaProducer"), _dead_letters, "kafka_python"),
-    ("processor agreements view", (agreements_view, "AIOKafkaConsumer"), _agreements_view, "aiokafka"),
+    ("processor agreements view", (kafka, "KafkaConsumer"), _agreements_view, "kafka_python"),
     ("cli agreements load", (kafka, "KafkaProducer"),
      lambda s: publish_agreements("kafka:9093", [], security=s), "kafka_python"),
     ("cli replay --kafka", (kafka, "KafkaProducer"), lambda s: replay_kafka([], "kafka:9093", security=s),
