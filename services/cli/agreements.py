@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     load.add_argument("--topic", default=topics.AGREEMENTS, help=argparse.SUPPRESS)
     load.set_defaults(func=_load)
+    validate = actions.add_parser("validate", help="check FILE as `load` would, without publishing it")
+    validate.add_argument("file", type=Path)
+    validate.set_defaults(func=_validate)
 
 
 def publish_agreements(
@@ -82,17 +85,34 @@ def _store(agreements: Sequence[Agreement]) -> None:
     log.info("stored %d agreements in PostgreSQL", len(agreements))
 
 
-def _load(args: argparse.Namespace) -> int:
+def _read(path: Path) -> list[Agreement] | None:
+    """The file's agreements, or None after writing each problem (index, field, reason) to stderr."""
     try:
-        agreements = load_agreements(args.file)
+        return load_agreements(path)
     except ValidationFailed as exc:
         for problem in exc.problems:
             sys.stderr.write(
                 f"agreement {problem.get('index', '-')}: {problem.get('field')}: {problem.get('reason')}\n"
             )
-        return 2
     except OSError as exc:
-        sys.stderr.write(f"cannot read {args.file}: {exc}\n")
+        sys.stderr.write(f"cannot read {path}: {exc}\n")
+    return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    agreements = _read(args.file)
+    if agreements is None:
+        return 2
+    for a in agreements:
+        until = a.effective_to.isoformat() if a.effective_to else "open-ended"
+        sys.stdout.write(f"ok  {a.licensee_id}: from {a.effective_from.isoformat()} until {until}\n")
+    sys.stdout.write(f"{len(agreements)} agreements valid; nothing published\n")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    agreements = _read(args.file)
+    if agreements is None:
         return 2
     if not args.bootstrap:
         sys.stderr.write("no Kafka: pass --bootstrap or set TOLLGATE_KAFKA_BOOTSTRAP\n")
