@@ -35,6 +35,9 @@ def serve_ingest(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Pope
             **os.environ,
             "TOLLGATE_INGEST_PORT": str(free_port()),
             "TOLLGATE_INGEST_METRICS_PORT": str(free_port()),
+            # The events are in a fixed October 2026 (tests/ingest_support.py); the process runs on the
+            # real clock, so its age bound must reach back to them however much time has passed.
+            "TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS": str(100 * 365 * 86400),
             **env,
         }
         log = (tmp_path / f"ingest-{len(started)}.log").open("wb")
