@@ -87,7 +87,7 @@ class Invoicer:
             if found:
                 return str(found[0]), False
             draft = self.draft(conn, licensee_id, month)
-            if not draft.lines:
+            if not draft.lines or _before_any_agreement(conn, licensee_id, month, draft):
                 raise NothingToInvoice(f"{licensee_id} has nothing to invoice for {month}")
             _write(conn, draft, now)
         self._count(draft)
@@ -147,6 +147,15 @@ class Invoicer:
             self.metrics.written(kind, kinds.count(kind))
         if draft.total_minor > 0:
             self.metrics.invoiced.labels(draft.currency).inc(draft.total_minor)
+
+
+def _before_any_agreement(conn: psycopg.Connection, licensee_id: str, month: Month, draft: Draft) -> bool:
+    """A month that ended before the licensee's first agreement, holding only posted adjustments: those wait
+    for the next invoice of a month that has charges (an invoice for year 0001 is nobody's next one)."""
+    if any(line.kind != "adjustment" for line in draft.lines):
+        return False
+    first = min((a.effective_from for a in agreements_in_force(conn, licensee_id)), default=None)
+    return first is None or month.end <= first
 
 
 def month_charges(
