@@ -20,11 +20,18 @@ def terminal_log() -> Iterator[io.StringIO]:
     """What the root logger would write to the terminal at INFO, as `tollgate` configures it."""
     stream, root = io.StringIO(), logging.getLogger()
     handler, level = logging.StreamHandler(stream), root.level
+    # A fresh `tollgate` process leaves the client loggers at their defaults; earlier tests in this
+    # session may have quietened them.
+    clients = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "kafka")}
+    for name in clients:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     yield stream
     root.removeHandler(handler)
     root.setLevel(level)
+    for name, previous in clients.items():
+        logging.getLogger(name).setLevel(previous)
 
 
 def test_without_routing_the_clients_log_a_line_per_request_to_the_terminal(
