@@ -194,7 +194,6 @@ def _pipeline(
     def step(
         value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
     ) -> list[Emit]:
-        tally.settle()
         ctx = message_context()
         transaction = context.checkpoint.get_store_transaction(
             stream_id=sdf.stream_id, partition=ctx.partition

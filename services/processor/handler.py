@@ -94,7 +94,7 @@ class Handler:
         if not decision.reason:
             # Dead-lettered calls never touch the licensee's state (nor quix's event-time high-water).
             licensee.apply(decision.writes, record_time)
-        self._observe(call, decision, agreement, record_time)
+        self._observe(call, decision, agreement)
         return out
 
     def _plan(
@@ -129,7 +129,7 @@ class Handler:
         return out
 
     def _observe(
-        self, call: ApiCall, decision: Decision, agreement: Agreement | None, record_time: float
+        self, call: ApiCall, decision: Decision, agreement: Agreement | None
     ) -> None:
         self.tally("outcome", decision.kind)
         if decision.kind != COUNTED or decision.counts is None:

@@ -29,10 +29,13 @@ class Tally:
     def add(self, checkpoint: object, *increment: Any) -> None:
         """Hold one increment of `checkpoint`: ("outcome", kind) | ("counted", licensee, records) |
         ("fired", licensee, rule, severity) | ("event_lag", seconds)."""
+        done: list[tuple[object, list[Increment]]] = []
         with self._lock:
             if not self._buckets or self._buckets[-1][0] is not checkpoint:
-                self._buckets.append((checkpoint, []))
+                # A new checkpoint is open, so every earlier one has committed.
+                done, self._buckets = self._buckets, [(checkpoint, [])]
             self._buckets[-1][1].append(increment)
+        self._apply_all(done)
 
     def settle(self) -> None:
         """Apply every bucket whose checkpoint has committed."""
@@ -40,7 +43,10 @@ class Tally:
         with self._lock:
             done = [b for b in self._buckets if b[0] is not current]
             self._buckets = [b for b in self._buckets if b[0] is current]
-        for _, increments in done:
+        self._apply_all(done)
+
+    def _apply_all(self, buckets: list[tuple[object, list[Increment]]]) -> None:
+        for _, increments in buckets:
             for increment in increments:
                 self._apply(increment)
 

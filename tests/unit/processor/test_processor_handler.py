@@ -171,3 +171,12 @@ def test_an_unreadable_record_keeps_its_kafka_timestamp_within_the_bounds() -> N
     assert extract(read_message(b"x"), None, 1234, None) == 1234
     lead = int((NOW + timedelta(minutes=5)).timestamp() * 1000)
     assert extract(read_message(b"x"), None, far, None) == lead
+
+
+def test_the_first_record_of_a_new_checkpoint_applies_the_committed_ones_counters() -> None:
+    edge = Edge()
+    edge.send(_payload(1))
+    assert edge.counter("tollgate_usage_calls_total", licensee="pebble") == 0
+    edge.checkpoint = object()
+    edge.send(_payload(2))  # no scrape in between
+    assert edge.counter("tollgate_usage_calls_total", licensee="pebble") == 1
