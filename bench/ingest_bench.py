@@ -1,6 +1,9 @@
 """Ingest throughput: events/s over HTTP into Kafka (acks=all) against a raw kafka-python producer.
 
 `python -m bench.ingest_bench --bootstrap HOST:PORT` prints JSON. Each figure is the median of three runs.
+`tollgate serve ingest` runs with 1 and with 2 processes (`TOLLGATE_INGEST_WORKERS`); besides events/s
+each run reports events per CPU second of the ingest processes, which the raw producer's events per CPU
+second of its own process compare with whatever else the shared cores are doing.
 """
 
 from __future__ import annotations
@@ -11,13 +14,11 @@ import json
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,12 @@ import httpx
 import orjson
 from kafka import KafkaProducer
 
-from services.core.tokens import FileTokenStore, Principal
-from services.demo.launcher import wait_http_ok
-from services.demo.scenario import MONTH_START, demo_calls
+from bench.ingest_service import ServedIngest, ingest_process
+from services.core.tokens import Principal
+from services.demo.scenario import demo_calls
 from services.ingest.errors import IngestError
 from services.ingest.validation import accept
 from services.stack.kafka import create_topics
-from services.stack.ports import free_port
 
 log = logging.getLogger("bench.ingest")
 BATCH_TYPE = "application/cloudevents-batch+json"
@@ -47,39 +47,6 @@ def make_events(count: int, run: str) -> list[dict[str, Any]]:
         event["id"] = f"{run}-{n}"
         events.append(event)
     return events
-
-
-@contextmanager
-def ingest_process(bootstrap: str, topic: str, workdir: Path) -> Iterator[tuple[str, str]]:
-    """`tollgate serve ingest` as a subprocess on free ports; yields (base URL, token)."""
-    tokens = workdir / "tokens.json"
-    token = FileTokenStore(tokens).create("bench", "ingest")
-    port = free_port()
-    env = {
-        **os.environ,
-        "TOLLGATE_KAFKA_BOOTSTRAP": bootstrap,
-        "TOLLGATE_TOKENS_FILE": str(tokens),
-        "TOLLGATE_INGEST_PORT": str(port),
-        "TOLLGATE_INGEST_METRICS_PORT": str(free_port()),
-        "TOLLGATE_INGEST_TOPIC": topic,
-        # The demo calls lie in a fixed month (October 2026), which falls out of ingest's 35-day age bound
-        # as time goes by: reach back a year before it, as the demo launcher does.
-        "TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS": str(
-            int((datetime.now(UTC) - (MONTH_START - timedelta(days=366))).total_seconds())
-        ),
-    }
-    log_path = workdir / "ingest.log"
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "ingest"], env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(process, f"{url}/readyz", 60.0, "ingest", log_path)
-        yield url, token
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def http_rate(url: str, token: str, events: list[dict[str, Any]], batch: int, clients: int) -> float:
@@ -101,8 +68,9 @@ def http_rate(url: str, token: str, events: list[dict[str, Any]], batch: int, cl
     return len(events) / (time.perf_counter() - started)
 
 
-def raw_rate(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> float:
-    """Events/s of one kafka-python producer with ingest's settings, serializing, awaiting every ack."""
+def raw_rate(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> tuple[float, float]:
+    """Events/s and events per CPU second of one kafka-python producer with ingest's settings, serializing,
+    awaiting every ack (the CPU of this whole process: the producer's I/O thread included)."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -113,16 +81,26 @@ def raw_rate(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> float:
     )
     try:
         producer.partitions_for(topic)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         futures = [
             producer.send(topic, key=e["data"]["licensee_id"].encode(), value=orjson.dumps(e)) for e in events
         ]
         producer.flush()
         for future in futures:
             future.get(timeout=60)
-        return len(events) / (time.perf_counter() - started)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return len(events) / seconds, len(events) / cpu
     finally:
         producer.close()
+
+
+def served_rate(
+    served: ServedIngest, events: list[dict[str, Any]], batch: int, clients: int
+) -> tuple[float, float]:
+    """Events/s over HTTP and events per CPU second of the service's processes."""
+    cpu = served.cpu_seconds()
+    rate = http_rate(served.url, served.token, events, batch, clients)
+    return rate, len(events) / max(served.cpu_seconds() - cpu, 1e-3)
 
 
 def validation_seconds(batch: int = 1000, repeats: int = 20) -> float:
@@ -138,36 +116,62 @@ def validation_seconds(batch: int = 1000, repeats: int = 20) -> float:
     return statistics.median(samples)
 
 
-def _median_of(runs: int, measure: Callable[[str], float]) -> dict[str, Any]:
+def _median_of(runs: int, measure: Callable[[str], tuple[float, float]]) -> dict[str, Any]:
     samples = [measure(uuid.uuid4().hex[:8]) for _ in range(runs)]
-    return {"median": round(statistics.median(samples)), "runs": [round(s) for s in samples]}
+    rates, per_cpu = [s[0] for s in samples], [s[1] for s in samples]
+    return {
+        "median": round(statistics.median(rates)),
+        "runs": [round(r) for r in rates],
+        "events_per_cpu_s": round(statistics.median(per_cpu)),
+        "events_per_cpu_s_runs": [round(r) for r in per_cpu],
+    }
+
+
+def _served_medians(
+    served: ServedIngest, workers: int, raw: dict[str, Any], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Each batch size's medians through one service, with ratios to the raw producer's."""
+    events, clients, runs = options["events"], options["clients"], options["runs"]
+    # Every worker connects to Kafka and warms up before anything is timed.
+    http_rate(served.url, served.token, make_events(min(events, 4000), f"warm-{workers}"), 100, 2 * clients)
+    results: dict[str, Any] = {"http": {}}
+    for batch in options["batches"]:
+
+        def measure(tag: str, size: int = batch) -> tuple[float, float]:
+            return served_rate(served, make_events(events, f"w{workers}-b{size}-{tag}"), size, clients)
+
+        http = _median_of(runs, measure)
+        http["ratio_to_raw"] = round(http["median"] / raw["median"], 3)
+        http["per_process"] = round(http["median"] / workers)
+        http["per_process_ratio_to_raw"] = round(http["per_process"] / raw["median"], 3)
+        http["cpu_ratio_to_raw"] = round(http["events_per_cpu_s"] / raw["events_per_cpu_s"], 3)
+        results["http"][f"batch_{batch}"] = http
+    results["requests_per_worker"] = served.requests_per_worker()
+    return results
 
 
 def run(
     bootstrap: str,
     events: int = 20_000,
     batches: tuple[int, ...] = (100, 1000),
-    clients: int = 4,
+    clients: int = 8,
     runs: int = 3,
+    workers: tuple[int, ...] = (1, 2),
 ) -> dict[str, Any]:
-    """Measure and return HTTP and raw producer events/s, their ratio, and validation time of 1000 events."""
+    """HTTP (1 and 2 processes) and raw producer events/s and per CPU second; 1000 events validated."""
     topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
     create_topics(bootstrap, 6, {topic: {"partitions": 6, "configs": {}}})
-    results: dict[str, Any] = {"events_per_run": events, "clients": clients, "partitions": 6, "http": {}}
+    results: dict[str, Any] = {"events_per_run": events, "clients": clients, "partitions": 6, "workers": {}}
     raw = _median_of(runs, lambda tag: raw_rate(bootstrap, topic, make_events(events, f"raw-{tag}")))
     results["raw_producer_events_per_s"] = raw
-    with (
-        tempfile.TemporaryDirectory(prefix="tollgate-bench-") as workdir,
-        ingest_process(bootstrap, topic, Path(workdir)) as (url, token),
-    ):
-        for batch in batches:
-
-            def measure(tag: str, size: int = batch) -> float:
-                return http_rate(url, token, make_events(events, f"http{size}-{tag}"), size, clients)
-
-            http = _median_of(runs, measure)
-            http["ratio_to_raw"] = round(http["median"] / raw["median"], 3)
-            results["http"][f"batch_{batch}"] = http
+    options = {"events": events, "clients": clients, "runs": runs, "batches": batches}
+    for count in workers:
+        with (
+            tempfile.TemporaryDirectory(prefix="tollgate-bench-") as workdir,
+            ingest_process(bootstrap, topic, Path(workdir), count) as served,
+        ):
+            results["workers"][str(count)] = _served_medians(served, count, raw, options)
+    results["http"] = results["workers"].get("1", {}).get("http", {})
     seconds = validation_seconds()
     results["validation_1000_events_ms"] = round(seconds * 1000, 2)
     return results
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", default=os.environ.get("TOLLGATE_KAFKA_BOOTSTRAP", ""))
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     if not args.bootstrap:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.ingest_report import ingest_rows
 from bench.processor_report import processor_rows
 from bench.report_rows import TARGETS, Row, _fmt, dig, median, meets
 from services.stack.state import StackInfo
@@ -60,36 +61,6 @@ def kafka_rows(result: Mapping[str, Any]) -> list[Row]:
             note="at full throttle (queueing), not comparable to alert latency",
         ),
     ]
-
-
-def ingest_rows(result: Mapping[str, Any], kafka: Mapping[str, Any] | None) -> list[Row]:
-    """HTTP ingest per batch size against the raw kafka-python producer and ProducerPerformance."""
-    unit, target = TARGETS["ingest"]
-    raw = dig(result, "raw_producer_events_per_s", "median")
-    perf = dig(kafka, "median", "records_per_s") if kafka else None
-    rows = [Row("raw kafka-python producer (baseline)", raw, unit, "ProducerPerformance", perf)]
-    for name, http in sorted((dig(result, "http") or {}).items(), key=lambda kv: int(kv[0].split("_")[-1])):
-        value = dig(http, "median")
-        size = name.split("_")[-1]
-        rows.append(
-            Row(
-                f"HTTP ingest, batches of {size}",
-                value,
-                unit,
-                "raw kafka-python producer",
-                raw,
-                target,
-                note=f"{result.get('clients', '?')} clients",
-            )
-        )
-        if perf is not None:
-            rows.append(
-                Row(f"HTTP ingest, batches of {size}", value, unit, "ProducerPerformance", perf, target)
-            )
-    validation = result.get("validation_1000_events_ms")
-    if validation is not None:
-        rows.append(Row("validate one 1000-event batch (no I/O)", validation, "ms"))
-    return rows
 
 
 def _find_number(document: Any, *words: str) -> float | None:
@@ -458,7 +429,10 @@ RUNNERS: dict[str, Callable[[StackInfo, bool], dict[str, Any]]] = {
 }
 HOW = {
     "kafka": "Median of the runs; java ProducerPerformance, `--throughput -1`, 6 partitions, no keys.",
-    "ingest": "Medians of `bench.ingest_bench` runs; the ProducerPerformance ratio uses this run's kafka.",
+    "ingest": "Medians of `bench.ingest_bench` runs: `tollgate serve ingest` with TOLLGATE_INGEST_WORKERS=1, "
+    "then 2, fed by concurrent HTTP clients in the bench process, after the raw producer in the same run; "
+    "per CPU second counts the service's processes' (or the raw producer process's) user+system CPU. "
+    "The ProducerPerformance ratio uses this run's kafka.",
     "processor": "One `bench.processor_bench` run, medians over its drains: the worker's changelog is "
     "pre-filled with the dedupe keys (the format quix writes), the first worker recovers them, then each "
     "drain of a fresh pre-filled batch is clocked from its first handled record to the group's committed "

@@ -27,6 +27,8 @@ INGEST_REQUESTS: Final = "tollgate_ingest_requests"  # counter {status}
 INGEST_REQUEST_SECONDS: Final = "tollgate_ingest_request_seconds"  # histogram
 INGEST_BATCH_SIZE: Final = "tollgate_ingest_batch_size"  # histogram
 INGEST_PRODUCE_ERRORS: Final = "tollgate_ingest_produce_errors"  # counter
+# counter {worker}: POST /v1/events answers per ingest process (TOLLGATE_INGEST_WORKERS; "0" when one)
+INGEST_WORKER_REQUESTS: Final = "tollgate_ingest_worker_requests"
 
 # processor
 # counter {outcome=counted|duplicate|replayed|late|invalid}
@@ -56,6 +58,7 @@ KINDS: Final[dict[str, Kind]] = {
     INGEST_REQUEST_SECONDS: "histogram",
     INGEST_BATCH_SIZE: "histogram",
     INGEST_PRODUCE_ERRORS: "counter",
+    INGEST_WORKER_REQUESTS: "counter",
     PROCESSOR_EVENTS: "counter",
     USAGE_CALLS: "counter",
     USAGE_RECORDS: "counter",
@@ -79,6 +82,7 @@ LABELS: Final[dict[str, tuple[str, ...]]] = {
     INGEST_REQUEST_SECONDS: (),
     INGEST_BATCH_SIZE: (),
     INGEST_PRODUCE_ERRORS: (),
+    INGEST_WORKER_REQUESTS: ("worker",),
     PROCESSOR_EVENTS: ("outcome",),
     USAGE_CALLS: ("licensee",),
     USAGE_RECORDS: ("licensee",),

@@ -15,6 +15,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from services.ingest.errors import PublishFailed
+from services.ingest.partitioner import RememberingPartitioner
 from services.ingest.settings import IngestSettings
 from services.ingest.validation import Record
 
@@ -66,6 +67,7 @@ class KafkaPublisher:
             "max_in_flight_requests_per_connection": 5,
             "linger_ms": 5,
             "batch_size": 256 * 1024,
+            "partitioner": RememberingPartitioner(),
             "compression_type": self.settings.compression or None,
             "request_timeout_ms": timeout_ms,
             # Records we gave up on expire soon after, so an outage cannot fill the buffer for minutes.

@@ -13,9 +13,17 @@ _SIZES = (1, 5, 10, 50, 100, 250, 500, 1000, 5000)
 class IngestMetrics:
     """Counters and histograms of one ingest app."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, worker: int = 0) -> None:
         # A registry per app, so tests can build many apps in one process without name clashes.
         self.registry = registry or CollectorRegistry()
+        # With TOLLGATE_INGEST_WORKERS > 1 the supervisor sums every process's samples (prometheus-client's
+        # multiprocess mode); this one keeps them apart, so an operator sees each process serve its share.
+        self.worker_requests = Counter(
+            names.INGEST_WORKER_REQUESTS,
+            "POST /v1/events answers, by ingest process",
+            ["worker"],
+            registry=self.registry,
+        ).labels(str(worker))
         self.events = Counter(
             names.INGEST_EVENTS, "Events received, by outcome", ["outcome"], registry=self.registry
         )
@@ -37,6 +45,7 @@ class IngestMetrics:
     def answered(self, status: int, seconds: float) -> None:
         """Count one answer and its latency."""
         self.requests.labels(str(status)).inc()
+        self.worker_requests.inc()
         self.seconds.observe(seconds)
 
     def accepted(self, received: int, published: int, duplicates: int) -> None:

@@ -15,6 +15,8 @@ from services.serving.limits import HttpLimits
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _COMPRESSIONS = ("", "gzip", "snappy", "lz4", "zstd")
+# More processes than this on one host is a sizing mistake: run more replicas instead.
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class IngestSettings:
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     # Header and body read timeouts, connection limit (`TOLLGATE_INGEST_HEADER_TIMEOUT_SECONDS`, ...).
     http: HttpLimits = field(default_factory=HttpLimits)
+    # Processes serving the port (SO_REUSEPORT), each with its own Kafka producer; 1 = this process alone.
+    workers: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestSettings:
@@ -63,6 +67,7 @@ class IngestSettings:
             compression=environ.get("TOLLGATE_INGEST_COMPRESSION", "").strip().lower(),
             kafka_security=KafkaSecurity.from_env(environ),
             http=HttpLimits.from_env(environ, "ingest"),
+            workers=integer(environ, "TOLLGATE_INGEST_WORKERS", 1, 1, MAX_WORKERS),
         )
         settings.check()
         return settings

@@ -404,6 +404,15 @@ def test_scaling_respects_partitions() -> None:
     assert hpas["tollgate-processor"]["spec"]["maxReplicas"] == partitions
 
 
+def test_ingest_scales_by_pods_with_one_worker_per_cpu_of_its_limit() -> None:
+    (ingest,) = [d for d in _k8s_objects("Deployment") if d["metadata"]["name"] == "tollgate-ingest"]
+    container = ingest["spec"]["template"]["spec"]["containers"][0]
+    workers = {e["name"]: e["value"] for e in container.get("env", [])}["TOLLGATE_INGEST_WORKERS"]
+    assert int(workers) == int(container["resources"]["limits"]["cpu"])
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in _k8s_objects("HorizontalPodAutoscaler")}
+    assert hpas["tollgate-ingest"]["spec"]["minReplicas"] == ingest["spec"]["replicas"]
+
+
 def test_no_secret_values_in_the_kustomization() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     for resource in kustomization["resources"]:

@@ -27,9 +27,19 @@ INGEST = {
         "batch_1000": {"median": 9000, "runs": [8000, 9000, 9500], "ratio_to_raw": 0.75},
         "batch_100": {"median": 4000, "runs": [4000, 4100, 3900], "ratio_to_raw": 0.333},
     },
-    "raw_producer_events_per_s": {"median": 12000, "runs": [11000, 12000, 13000]},
+    "raw_producer_events_per_s": {
+        "median": 12000, "runs": [11000, 12000, 13000], "events_per_cpu_s": 20000,
+    },
+    "workers": {
+        "1": {"http": {
+            "batch_1000": {"median": 9000, "runs": [8000, 9000, 9500], "ratio_to_raw": 0.75},
+            "batch_100": {"median": 4000, "runs": [4000, 4100, 3900], "ratio_to_raw": 0.333},
+        }},
+        "2": {"http": {"batch_1000": {"median": 14000, "per_process": 7000, "events_per_cpu_s": 16000}},
+              "requests_per_worker": {"0": 10.0, "1": 12.0}},
+    },
     "validation_1000_events_ms": 6.2,
-}
+}  # fmt: skip
 KAFKA = {
     "record_size": 378,
     "runs": [{}, {}, {}],
@@ -137,15 +147,29 @@ def test_parse_only_keeps_kafka_first_and_rejects_unknown_parts() -> None:
         parse_only("ingest,bogus")
 
 
-def test_ingest_rows_compare_with_both_baselines() -> None:
+def test_ingest_rows_compare_each_process_count_with_the_raw_producer() -> None:
     rows = {(r.metric, r.baseline): r for r in ingest_rows(INGEST, KAFKA)}
-    best = rows[("HTTP ingest, batches of 1000", "raw kafka-python producer")]
+    best = rows[("HTTP ingest, 1 process, batches of 1000", "raw kafka-python producer")]
     assert best.ratio == 0.75
     assert best.meets is False
-    assert rows[("HTTP ingest, batches of 1000", "ProducerPerformance")].ratio == 0.3
     assert rows[("raw kafka-python producer (baseline)", "ProducerPerformance")].ratio == 0.4
+    two = rows[("HTTP ingest, 2 processes, batches of 1000, per process", "raw kafka-python producer")]
+    assert (two.value, two.ratio, two.meets) == (7000, 0.583, False)
+    cpu = rows[("ingest per CPU second, 2 processes, batches of 1000",
+                "raw kafka-python producer per CPU second")]  # fmt: skip
+    assert (cpu.ratio, cpu.meets) == (0.8, True)
+    assert rows[("validate one 1000-event batch (no I/O)", "")].meets is True
     metrics = [r.metric for r in ingest_rows(INGEST, None)]
-    assert metrics.index("HTTP ingest, batches of 100") < metrics.index("HTTP ingest, batches of 1000")
+    assert metrics.index("HTTP ingest, 1 process, batches of 100") < metrics.index(
+        "HTTP ingest, 1 process, batches of 1000"
+    )
+
+
+def test_ingest_rows_read_a_result_from_before_the_process_counts() -> None:
+    old = {key: value for key, value in INGEST.items() if key != "workers"}
+    metrics = [r.metric for r in ingest_rows(old, None)]
+    assert "HTTP ingest, 1 process, batches of 1000" in metrics
+    assert not any("2 processes" in metric for metric in metrics)
 
 
 def test_processor_rows_give_drain_cpu_recovery_rss_and_engines() -> None:
@@ -292,7 +316,7 @@ def test_markdown_has_machine_command_targets_tables_and_failures() -> None:
     assert "2 CPUs (AMD EPYC), 23.5 GB RAM" in text
     assert "Commit: `abc123`" in text
     assert "Command: `python -m bench.run`" in text
-    assert "| ingest (best batch size) | ≥ 25,000 events/s | 9,000 | no |" in text
+    assert "| ingest (best batch size) | ≥ 25,000 events/s | 14,000 | no |" in text
     assert "| event-to-alert p99 | < 250 ms | 120 | yes |" in text
     assert "| ledger | ≥ 40,000 rows/s | - | - |" in text
     assert "**FAILED** after 0 s: `module missing: bench.ledger_bench`" in text
