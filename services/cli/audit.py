@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,10 @@ def register_audit(report: argparse.ArgumentParser, database_url: str) -> None:
     audit.add_argument("--to", dest="end", required=True, help="exclusive, like --from")
     audit.add_argument("-o", "--output", type=Path, required=True, help="the HTML file to write")
     audit.add_argument("--database-url", default=database_url, help="default: $TOLLGATE_APP_DATABASE_URL")
+    catalogue = os.environ.get("TOLLGATE_LEDGER_PRICE_CATALOGUE")
+    audit.add_argument("--price-catalogue", type=Path, default=catalogue,
+                       help="published tiers for the exposure section; default: "
+                            "$TOLLGATE_LEDGER_PRICE_CATALOGUE, else the shipped catalogue")  # fmt: skip
     audit.set_defaults(func=_audit)
 
 
@@ -26,6 +31,7 @@ def _audit(args: argparse.Namespace) -> int:
     import psycopg
 
     from services.ledger import audit_data, audit_html, params
+    from services.ledger.catalogue import DEFAULT_CATALOGUE, load_catalogue
     from services.ledger.errors import BadParameter
 
     if not args.database_url:
@@ -33,8 +39,9 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         licensee = params.licensee(args.licensee)
         start, end = params.required_range({"from": args.start, "to": args.end})
+        catalogue = load_catalogue(Path(args.price_catalogue or DEFAULT_CATALOGUE))
         with psycopg.connect(args.database_url) as conn:
-            facts = audit_data.audit_facts(conn, licensee, start, end)
+            facts = audit_data.audit_facts(conn, licensee, start, end, catalogue)
     except BadParameter as exc:
         return _fail(f"--{exc.field.replace('licensee_id', 'licensee')}: {exc.reason}")
     except (psycopg.Error, TollgateError) as exc:

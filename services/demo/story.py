@@ -152,6 +152,11 @@ def usage_report(run: DemoRun, licensee_id: str) -> dict[str, Any]:
     return dict(_api(run, "GET", f"/v1/licensees/{licensee_id}/usage-report", "auditor"))
 
 
+def exposure(run: DemoRun, licensee_id: str, month: str = DEMO_MONTH) -> dict[str, Any]:
+    """A licensee's month at published list price against what its agreement billed."""
+    return dict(_api(run, "GET", f"/v1/licensees/{licensee_id}/exposure/{month}", "finance"))
+
+
 def audit_report_url(run: DemoRun, licensee_id: str, month: str = DEMO_MONTH) -> str:
     """Where an auditor reads a licensee's evidence report for the demo month."""
     start = Month.parse(month)

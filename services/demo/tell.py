@@ -71,6 +71,27 @@ def apps_without_use_case_table(licensee_id: str, report: dict[str, Any]) -> str
                                                                               "records"], rows)
 
 
+def exposure_table(exposures: list[dict[str, Any]], month: str) -> str:
+    """Each licensee's month at the cheapest covering published tier, what it was billed, and the gap."""
+    rows = []
+    for e in exposures:
+        tier, billed, currency = e["list_price"], e["billed"], e["currency"]
+        rows.append([
+            e["licensee_id"], e["usage"]["calls"], e["usage"]["records"], tier["tier"] if tier else "-",
+            _amount(e["list_minor"], currency), money(int(billed["amount_minor"]), currency),
+            billed["source"], _amount(e["difference_minor"], currency), e["status"],
+        ])  # fmt: skip
+    headers = ["licensee", "calls", "records", "cheapest tier", "list price", "billed", "from", "difference",
+               "status"]  # fmt: skip
+    gaps = [f"  {e['summary']}" for e in exposures if e["status"] == "unbilled exposure"]
+    table = render_table(f"Unbilled exposure, {month} (published tiers)", headers, rows)
+    return table + "\n".join(gaps) + "\n"
+
+
+def _amount(minor: int | None, currency: str) -> str:
+    return "-" if minor is None else money(int(minor), currency)
+
+
 def _ratio(observed: object, limit: object) -> str:
     if observed is None or limit is None:
         return "-"

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from services.core.clock import Clock
 from services.core.tokens import Principal, TokenStore
 from services.ledger import openapi, params, render, repository
+from services.ledger.catalogue import Catalogue, load_catalogue
 from services.ledger.db import Connect
 from services.ledger.errors import BadParameter, IdempotencyConflict, InvoiceNotDue, NothingToInvoice
 from services.ledger.invoice_math import due_at
@@ -227,13 +228,16 @@ def create_app(
     clock: Clock,
     metrics: LedgerMetrics | None = None,
     invoicer: Invoicer | None = None,
+    catalogue: Catalogue | None = None,
 ) -> Starlette:
-    """The ledger's HTTP app."""
-    from services.ledger.api_reports import ReportRoutes  # it builds on this module's helpers
+    """The ledger's HTTP app; the price catalogue is read from the settings' path unless given."""
+    from services.ledger.api_exposure import ExposureRoutes  # they build on this module's helpers
+    from services.ledger.api_reports import ReportRoutes
 
     invoicer = invoicer or Invoicer(connect, clock, timedelta(hours=settings.invoice_grace_hours), metrics)
     api = LedgerApi(settings, connect, tokens, clock, invoicer)
-    reports = ReportRoutes(api)
+    catalogue = catalogue or load_catalogue(settings.price_catalogue)
+    reports, exposure = ReportRoutes(api, catalogue), ExposureRoutes(api, catalogue)
     base = "/v1/licensees/{licensee_id:path}"
     routes = [
         Route("/healthz", api.healthz),
@@ -243,6 +247,7 @@ def create_app(
         Route(base + "/ledger", api.guard(READERS, api.ledger)),
         Route(base + "/usage-report", api.guard(READERS, api.usage_report)),
         Route(base + "/audit-report", api.guard(READERS, reports.audit_report)),
+        Route(base + "/exposure/{month}", api.guard(READERS, exposure.exposure)),
         Route("/v1/usage", api.guard(READERS, reports.usage)),
         Route(base + "/adjustments", api.guard(WRITERS, api.adjust), methods=["POST"]),
         Route(base + "/invoices/{month}", api.guard(READERS, api.invoice), methods=["GET"]),

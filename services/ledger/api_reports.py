@@ -9,6 +9,7 @@ from starlette.responses import Response
 from services.core.tokens import Principal
 from services.ledger import audit_data, audit_html, chain_store, params, render, usage_query
 from services.ledger.api import LedgerApi, query, respond
+from services.ledger.catalogue import Catalogue
 
 VERIFY_COLUMNS = ("table", "licensee_id", "rows", "head_seq", "head_hash")
 HTML_HEADERS = {"Content-Security-Policy": audit_html.CSP, "X-Content-Type-Options": "nosniff"}
@@ -17,8 +18,8 @@ HTML_HEADERS = {"Content-Security-Policy": audit_html.CSP, "X-Content-Type-Optio
 class ReportRoutes:
     """`GET /v1/usage` and `GET /v1/licensees/{id}/audit-report`, through a LedgerApi's connections."""
 
-    def __init__(self, api: LedgerApi) -> None:
-        self.api = api
+    def __init__(self, api: LedgerApi, catalogue: Catalogue) -> None:
+        self.api, self.catalogue = api, catalogue
 
     async def usage(self, request: Request, _: Principal) -> Response:
         """`GET /v1/usage?licensee=&from=&to=&window=&group_by=&limit=`."""
@@ -37,7 +38,8 @@ class ReportRoutes:
         """`GET /v1/licensees/{id}/audit-report?from=&to=`: HTML (the default), or JSON when asked for."""
         licensee = params.licensee(request.path_params["licensee_id"])
         start, end = params.required_range(query(request, ("from", "to")))
-        facts = await run_in_threadpool(self.api.read, audit_data.audit_facts, licensee, start, end)
+        read = (audit_data.audit_facts, licensee, start, end, self.catalogue)
+        facts = await run_in_threadpool(self.api.read, *read)
         if wants_json(request.headers.get("accept", "")):
             return Response(render.to_json(facts), media_type="application/json")
         document = audit_html.render(facts, self.api.clock.now())

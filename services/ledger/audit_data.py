@@ -11,6 +11,8 @@ from psycopg.rows import dict_row
 
 from services.core.agreements import parse_agreement
 from services.ledger import chain_store, repository
+from services.ledger.catalogue import Catalogue, default_catalogue
+from services.ledger.exposure_store import period_exposure
 from services.ledger.invoices import BILLED_BY_MONTH
 from services.ledger.pricing import Month
 
@@ -31,8 +33,14 @@ ADJUSTMENTS = """SELECT entry_id, amount_minor, currency, reference, reason, inv
       AND created_at >= %s::timestamptz AND created_at < %s::timestamptz ORDER BY created_at, entry_id"""
 
 
-def audit_facts(conn: psycopg.Connection, licensee_id: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Everything the audit report shows for `[start, end)`."""
+def audit_facts(
+    conn: psycopg.Connection,
+    licensee_id: str,
+    start: datetime,
+    end: datetime,
+    catalogue: Catalogue | None = None,
+) -> dict[str, Any]:
+    """Everything the audit report shows for `[start, end)`; exposure on `catalogue` (default: shipped)."""
     usage = repository.report(conn, licensee_id, start, end)
     agreements = agreement_versions(conn, licensee_id, start, end)
     invoices = [repository.invoice(conn, licensee_id, Month.parse(m)) for (m,) in
@@ -50,6 +58,7 @@ def audit_facts(conn: psycopg.Connection, licensee_id: str, start: datetime, end
         "invoices": [i for i in invoices if i is not None], "adjustments": adjustments,
         "cross_check": cross_check(usage["apps"], billed),
         "chain_heads": chain_store.heads(conn, licensee_id),
+        "exposure": period_exposure(conn, licensee_id, start, end, catalogue or default_catalogue()),
     }  # fmt: skip
 
 

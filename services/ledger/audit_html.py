@@ -71,11 +71,12 @@ def verdict(ok: bool, yes: str = "yes", no: str = "NO") -> tuple[str, str]:
 
 def render(facts: Mapping[str, Any], generated_at: datetime) -> str:
     """The whole document."""
-    from services.ledger import audit_sections  # it builds on this module's helpers
+    from services.ledger import audit_exposure, audit_sections  # they build on this module's helpers
 
     title = f"Audit evidence report: {facts['name']} ({facts['licensee_id']})"
     sections = [_terms(facts), _usage(facts), _without_use_case(facts), _government(facts), _alerts(facts),
-                _invoices(facts), _cross_check(facts), audit_sections.chain_heads(facts)]  # fmt: skip
+                _invoices(facts), _cross_check(facts), audit_exposure.exposure_section(facts),
+                audit_sections.chain_heads(facts)]  # fmt: skip
     period = f"{text(facts['from'])} to {text(facts['to'])} (exclusive)"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

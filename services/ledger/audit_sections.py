@@ -1,4 +1,4 @@
-"""Audit report sections beyond the usage evidence: the ledger's chain heads and unbilled exposure."""
+"""Audit report sections beyond the usage evidence: the ledger's chain heads (exposure: audit_exposure.py)."""
 
 from __future__ import annotations
 

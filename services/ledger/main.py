@@ -14,6 +14,7 @@ from services.core.clock import Clock, SystemClock
 from services.core.shutdown import keep_exit_graceful
 from services.core.tokens import FileTokenStore
 from services.ledger.api import create_app
+from services.ledger.catalogue import load_catalogue
 from services.ledger.consumer import LedgerConsumer
 from services.ledger.db import open_pool, pool_connector
 from services.ledger.invoices import Invoicer
@@ -41,6 +42,7 @@ def invoice_periodically(invoicer: Invoicer, interval: float, stop: threading.Ev
 def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
     """Serve until SIGTERM/SIGINT; then the API drains, the consumer finishes its batch, and all closes."""
     settings = LedgerSettings.from_env(environ)
+    catalogue = load_catalogue(settings.price_catalogue)  # a bad price list stops the start, naming the tier
     if settings.owner_database_url:
         applied = apply_migrations(settings.owner_database_url, settings.app_role)
         log.info("ledger schema up to date (%d migrations applied now)", len(applied))
@@ -65,7 +67,8 @@ def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
     ]
     for worker in workers:
         worker.start()
-    app = create_app(settings, connect, FileTokenStore(settings.tokens_file), clock, metrics, invoicer)
+    tokens = FileTokenStore(settings.tokens_file)
+    app = create_app(settings, connect, tokens, clock, metrics, invoicer, catalogue)
     config = uvicorn_config(
         app, settings.host, settings.port, settings.http, lifespan="off", timeout_graceful_shutdown=10
     )

@@ -84,6 +84,11 @@ def openapi_document() -> dict[str, Any]:
                 "post": _operation("issue a due invoice (finance)", [_LICENSEE, _MONTH], "201",
                                    responses=invoice_answers),
             },
+            base + "/exposure/{month}": {"get": _operation(
+                "unbilled exposure: the month's usage on the cheapest published tier that covers it (tier, "
+                "included volume, overage), what the agreement billed (invoice, or priced usage before the "
+                "invoice), and the difference", [_LICENSEE, _MONTH], "200",
+                responses={"404": _error("no agreement, usage or invoice of the licensee is known")})},
             base + "/adjustments": {"post": _operation(
                 "post an adjustment (finance)",
                 [_LICENSEE, _param("Idempotency-Key", "header", {"type": "string", "maxLength": 200})],

@@ -12,6 +12,7 @@ from services.core import topics
 from services.core.errors import SettingsError
 from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, database_url, integer, number, tokens_file
+from services.ledger.catalogue import DEFAULT_CATALOGUE
 from services.serving.limits import HttpLimits
 
 DEFAULT_APP_ROLE = "tollgate_app"
@@ -53,6 +54,8 @@ class LedgerSettings:
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     # Header and body read timeouts, connection limit (`TOLLGATE_LEDGER_HEADER_TIMEOUT_SECONDS`, ...).
     http: HttpLimits = field(default_factory=HttpLimits)
+    # The published tiers that unbilled exposure is priced on (`TOLLGATE_LEDGER_PRICE_CATALOGUE`).
+    price_catalogue: Path = DEFAULT_CATALOGUE
 
     @property
     def app_role(self) -> str:
@@ -91,6 +94,9 @@ class LedgerSettings:
             pool_size=integer(environ, "TOLLGATE_LEDGER_POOL_SIZE", 8, 1, 100),
             kafka_security=KafkaSecurity.from_env(environ),
             http=HttpLimits.from_env(environ, "ledger"),
+            price_catalogue=Path(
+                environ.get("TOLLGATE_LEDGER_PRICE_CATALOGUE", "").strip() or DEFAULT_CATALOGUE
+            ),
         )
         settings.check()
         return settings
@@ -107,6 +113,8 @@ class LedgerSettings:
                 raise SettingsError(f"{name} is not a valid Kafka topic name: {topic!r}")
         if self.billing_start is not None and not _MONTH.match(self.billing_start):
             raise SettingsError("TOLLGATE_LEDGER_BILLING_START must be YYYY-MM")
+        if not self.price_catalogue.is_file():
+            raise SettingsError(f"TOLLGATE_LEDGER_PRICE_CATALOGUE is not a file: {self.price_catalogue}")
 
 
 def _partitions(raw: str) -> tuple[int, ...] | None:

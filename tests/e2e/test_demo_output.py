@@ -12,7 +12,8 @@ import pytest
 from services.cli.demo import routed_logs, tell_story
 from services.demo import story
 
-TABLES = ("== Alerts raised", "== Usage against caps", "== Invoices ==", "== Government access, omnisoft ==")
+TABLES = ("== Alerts raised", "== Usage against caps", "== Invoices ==", "== Unbilled exposure, 2026-10",
+          "== Government access, omnisoft ==")
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_status(case: Any
 
 
 TEXT = st.text(st.characters(codec="utf-8"), max_size=300)
-ROUTES = ["ledger", "usage-report", "invoices/{month}"]
+ROUTES = ["ledger", "usage-report", "invoices/{month}", "exposure/{month}"]
 
 
 @pytest.mark.parametrize("route", ROUTES)
