@@ -1,11 +1,16 @@
 """Ledger throughput: billable messages drained from Kafka into PostgreSQL against a plain COPY.
 
     python -m bench.ledger_bench [--database-url URL] [--bootstrap HOST:PORT] [--rows N] [--runs 3]
+                                 [--stream aggregated|per-call]
 
-Each run pre-produces N billable messages on a fresh 6-partition topic, then times `LedgerConsumer.drain`
-(decode, schema check, COPY into staging, INSERT ... ON CONFLICT, offsets, commit) from start to the last
-commit. The baseline COPYs the same rows straight into `usage_entries` of a fresh schema in one transaction.
-Figures are medians of the runs; JSON on stdout.
+The stream is the processor's real one (bench/billable_stream.py): aggregated deltas of a day of 200
+Zipf-skewed licensees, 8 apps and 10 orgs each, hourly buckets, flushed every 300 s; N is the number of
+deltas (the day's first ones). `--stream per-call` is the old one row per call. Each run pre-produces the N
+messages on a fresh 6-partition topic, then times `LedgerConsumer.drain` (decode, checks, COPY into
+staging, the INSERT with its hash-chain trigger, offsets, commit) from start to the last commit. The
+baseline COPYs the same rows straight into `usage_entries` of a fresh schema in one transaction (the
+hash-chain trigger fires for COPY's rows too). Rows/s, and the calls/s those rows are worth, are medians of
+the runs; JSON on stdout.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from psycopg import sql
 
+from bench.billable_stream import BillableStream
 from services.core.events import ApiCall, UsageRecorded, dumps
 from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
 from services.ledger.consumer import LedgerConsumer
@@ -40,8 +46,10 @@ log = logging.getLogger("bench.ledger")
 START = datetime(2026, 9, 1, tzinfo=UTC)
 
 
-def billables(count: int, run: str) -> list[UsageRecorded]:
-    """`count` distinct billable deltas spread over 60 licensees (so every partition gets some)."""
+def billables(count: int, run: str, stream: str = "aggregated") -> list[UsageRecorded]:
+    """`count` distinct billable deltas: the aggregated stream's first, or one per call over 60 licensees."""
+    if stream == "aggregated":
+        return list(BillableStream().deltas(count))
     out = []
     for i in range(count):
         at = START + timedelta(seconds=i % (29 * 86400))
@@ -76,12 +84,13 @@ def produce(bootstrap: str, topic: str, usages: list[UsageRecorded]) -> None:
     producer.close()
 
 
-def ledger_once(owner_url: str, bootstrap: str, app_role: str, rows: int) -> float:
-    """Rows/s of the ledger consumer draining `rows` pre-produced messages."""
+def ledger_once(owner_url: str, bootstrap: str, app_role: str, usages: list[UsageRecorded]) -> float:
+    """Rows/s of the ledger consumer draining the pre-produced `usages`."""
     topic = f"bench.ledger.{uuid.uuid4().hex[:8]}"
+    rows = len(usages)
     create_topics(bootstrap, 6, {topic: {"partitions": 6, "configs": {}}})
     try:
-        produce(bootstrap, topic, billables(rows, topic))
+        produce(bootstrap, topic, usages)
         with schema(owner_url, app_role) as url:
             settings = LedgerSettings(
                 kafka_bootstrap=bootstrap,
@@ -105,9 +114,10 @@ def ledger_once(owner_url: str, bootstrap: str, app_role: str, rows: int) -> flo
     return rows / seconds
 
 
-def copy_once(owner_url: str, app_role: str, rows: int) -> float:
+def copy_once(owner_url: str, app_role: str, usages: list[UsageRecorded]) -> float:
     """Rows/s of one plain binary COPY of the same rows into `usage_entries`."""
-    data = [to_row(u, "bench", i % 6, i) for i, u in enumerate(billables(rows, uuid.uuid4().hex[:8]))]
+    data = [to_row(u, "bench", i % 6, i) for i, u in enumerate(usages)]
+    rows = len(data)
     with schema(owner_url, app_role) as url, psycopg.connect(url) as conn:
         started = time.perf_counter()
         with (
@@ -124,18 +134,23 @@ def copy_once(owner_url: str, app_role: str, rows: int) -> float:
 
 
 def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
-        app_database_url: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """Median ledger and COPY rows/s over `runs` runs, and their ratio."""
+        app_database_url: str | None = None, stream: str = "aggregated") -> dict[str, Any]:  # fmt: skip
+    """Median ledger and COPY rows/s (and calls/s worth) over `runs` runs, and their ratio."""
     role = role_of(app_database_url) if app_database_url else DEFAULT_APP_ROLE
-    ledger = [ledger_once(database_url, bootstrap, role, rows) for _ in range(runs)]
-    copy = [copy_once(database_url, role, rows) for _ in range(runs)]
+    usages = billables(rows, uuid.uuid4().hex[:8], stream)
+    per_row = sum(u.calls for u in usages) / rows
+    ledger = [ledger_once(database_url, bootstrap, role, usages) for _ in range(runs)]
+    copy = [copy_once(database_url, role, usages) for _ in range(runs)]
     med_ledger, med_copy = statistics.median(ledger), statistics.median(copy)
     return {
-        "rows": rows, "runs": runs,
+        "stream": stream, "rows": rows, "calls": sum(u.calls for u in usages), "runs": runs,
+        "licensees": len({u.licensee_id for u in usages}),
         "ledger_rows_per_s": [round(v) for v in ledger], "copy_rows_per_s": [round(v) for v in copy],
         "median": {"ledger_rows_per_s": round(med_ledger), "copy_rows_per_s": round(med_copy),
-                   "ratio": round(med_ledger / med_copy, 3)},
-        "command": f"python -m bench.ledger_bench --rows {rows} --runs {runs}",
+                   "ratio": round(med_ledger / med_copy, 3), "calls_per_row": round(per_row, 2),
+                   "ledger_calls_per_s": round(med_ledger * per_row),
+                   "copy_calls_per_s": round(med_copy * per_row)},
+        "command": f"python -m bench.ledger_bench --rows {rows} --runs {runs} --stream {stream}",
     }  # fmt: skip
 
 
@@ -146,11 +161,11 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=os.environ.get("TOLLGATE_KAFKA_BOOTSTRAP", ""))
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stream", choices=("aggregated", "per-call"), default="aggregated")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    result = run(
-        args.database_url, args.bootstrap, args.rows, args.runs, os.environ.get("TOLLGATE_APP_DATABASE_URL")
-    )
+    app_url = os.environ.get("TOLLGATE_APP_DATABASE_URL")
+    result = run(args.database_url, args.bootstrap, args.rows, args.runs, app_url, args.stream)
     print(json.dumps(result, indent=2))
 
 

@@ -3,7 +3,9 @@
 Migration 0005 links every row of each chained table, per licensee, in a BEFORE INSERT trigger: row n
 stores `chain_seq` = n, `prev_hash` (row n-1's `row_hash`, GENESIS for n = 1) and
 `row_hash = sha256(table LF content)` in lower-case hex, where content is the row's PostgreSQL text form
-(timestamps in UTC, ISO) with row_hash NULL, so prev_hash is in it. Verification needs no trust in the
+(timestamps in UTC, ISO) with row_hash NULL, so prev_hash is in it. Since migration 0006 the content has
+its trailing NULL fields folded into one (`fold`), so a nullable column added to a chained table leaves
+every stored link valid, and is hashed once a row holds a value in it. Verification needs no trust in the
 database's functions: it rehashes that text here and checks every link.
 """
 
@@ -25,9 +27,14 @@ CHAINED_TABLES: dict[str, str] = {
 }
 
 
+def fold(content: str) -> str:
+    """A row's text form with its trailing NULL fields folded into one empty field, as the trigger does."""
+    return content[:-1].rstrip(",") + ",)" if content.endswith(",)") else content
+
+
 def link_hash(table: str, content: str) -> str:
     """The row_hash the trigger stores for a row of `table` whose text form (row_hash NULL) is `content`."""
-    return hashlib.sha256(f"{table}\n{content}".encode()).hexdigest()
+    return hashlib.sha256(f"{table}\n{fold(content)}".encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

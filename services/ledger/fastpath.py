@@ -8,7 +8,10 @@ on generated valid and invalid envelopes.
 
 Leaf strings with a pattern or format are checked by fastjsonschema validators compiled from the schema's
 own subschemas (so their semantics are the schema's by construction) and memoized, because licensee, app,
-org and hour-bucket values repeat across nearly every message.
+org and hour-bucket values repeat across nearly every message. Aggregated deltas (`first_event_at`,
+`last_event_at`, `government_notified`, `reference`) take the fast path too, with codec's checks beyond the
+schema (event times inside the bucket, first not after last, the flag only for a government org, offsets in
+order and within PostgreSQL's integer columns).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from services.core.schemas import BILLABLE_TYPE, load_schema
 
 MAX_BUCKET = timedelta(hours=1)
 MAX_COUNT = 2**40  # the same bound as codec.MAX_COUNT; larger values take the full path and are refused
+MAX_PARTITION = 2**31 - 1  # codec.MAX_PARTITION
+MAX_OFFSET = 2**63 - 1  # codec.MAX_OFFSET
 MEMO_MAX = 65_536  # distinct values remembered per field before the memo starts over
 _ENVELOPE_KEYS = frozenset(
     {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject", "data"}
@@ -34,8 +39,13 @@ _ENVELOPE_KEYS = frozenset(
 _DATA_REQUIRED = frozenset(
     {"usage_id", "licensee_id", "app_id", "period_start", "period_end", "calls", "records"}
 )
-_DATA_KEYS = _DATA_REQUIRED | {"occurred_at", "requester", "source_event"}
+_DATA_KEYS = _DATA_REQUIRED | {"occurred_at", "requester", "source_event"} | {
+    "first_event_at", "last_event_at", "government_notified", "reference"}  # fmt: skip
 _PAIR_KEYS = {"requester": frozenset({"org_id", "org_type"}), "source_event": frozenset({"source", "id"})}
+_REFERENCE_ORDER = ("topic", "partition", "first_offset", "last_offset")  # codec.USAGE_COLUMNS' source_*
+_REFERENCE_KEYS = frozenset(_REFERENCE_ORDER)
+_NO_SPAN = (None, None)
+_NO_REFERENCE = (None, None, None, None)
 # JSON Schema's `format: uuid`, anchored at both ends (fullmatch), exactly as fastjsonschema checks it.
 _ABSENT = object()  # a key left out, unlike one present with JSON null (which the schema refuses)
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
@@ -107,9 +117,27 @@ def _text(value: Any, most: int, least: int = 0) -> bool:
     return type(value) is str and least <= len(value) <= most
 
 
-def _count(value: Any) -> bool:
+def _count(value: Any, most: int = MAX_COUNT) -> bool:
     # bool and float are legal JSON Schema integers only in odd ways; the full path decides those.
-    return type(value) is int and 0 <= value <= MAX_COUNT
+    return type(value) is int and 0 <= value <= most
+
+
+def _reference(value: Any) -> tuple[Any, ...] | None:
+    """The reference's columns when certainly valid: topic, partition, first and last offset in order."""
+    if value is _ABSENT:
+        return _NO_REFERENCE
+    if type(value) is not dict or value.keys() != _REFERENCE_KEYS:
+        return None
+    found = (topic, partition, first, last) = tuple(value[key] for key in _REFERENCE_ORDER)
+    if not (
+        _text(topic, 249, 1) and _count(partition, MAX_PARTITION) and _count(first, MAX_OFFSET)
+        and _count(last, MAX_OFFSET) and first <= last
+    ):  # fmt: skip
+        return None
+    return found
+
+
+_NO_AGGREGATE = (*_NO_SPAN, None, *_NO_REFERENCE)
 
 
 class FastRows:
@@ -126,6 +154,8 @@ class FastRows:
         self._start = memo(_instant, "data", "period_start")
         self._end = memo(_instant, "data", "period_end")
         self._occurred = memo(_instant, "data", "occurred_at")
+        self._first = memo(_instant, "data", "first_event_at")
+        self._last = memo(_instant, "data", "last_event_at")
         self._licensee = memo(_valid, "data", "licensee_id")
         self._app = memo(_valid, "data", "app_id")
         self._org = memo(_valid, "data", "requester", "org_id")
@@ -157,9 +187,37 @@ class FastRows:
             return None
         if occurred is None and "occurred_at" in data:
             return None
+        aggregate = self._aggregate(data, start, end, org[1]) if len(data) > 7 else _NO_AGGREGATE
+        if aggregate is None:
+            return None
         # str(uuid.UUID(x)) of a string matching the uuid format is exactly its lower case.
         return (usage_id.lower(), licensee, app, start, end, occurred, calls, records, *org, *event,
-                topic, partition, offset)  # fmt: skip
+                topic, partition, offset, *aggregate)  # fmt: skip
+
+    def _aggregate(self, data: dict[str, Any], start: datetime, end: datetime, org_type: Any) -> Any:
+        """An aggregated delta's columns (all None when it has none), or None when not certainly valid."""
+        span = self._span(data.get("first_event_at", _ABSENT), data.get("last_event_at", _ABSENT), start, end)
+        notified = data.get("government_notified", _ABSENT)
+        if notified is _ABSENT:
+            notified = None
+        elif type(notified) is not bool or org_type != "government":
+            return None
+        reference = _reference(data.get("reference", _ABSENT))
+        if span is None or reference is None:
+            return None
+        return (*span, notified, *reference)
+
+    def _span(self, first: Any, last: Any, start: datetime, end: datetime) -> tuple[Any, Any] | None:
+        """First and last event time, each absent or inside `[start, end)`, the first not after the last."""
+        if first is _ABSENT and last is _ABSENT:
+            return _NO_SPAN
+        at = None if first is _ABSENT else self._first(first)
+        to = None if last is _ABSENT else self._last(last)
+        if (at is None and first is not _ABSENT) or (to is None and last is not _ABSENT):
+            return None
+        if not all(start <= t < end for t in (at, to) if t is not None):
+            return None
+        return None if at is not None and to is not None and at > to else (at, to)
 
     def _data(self, envelope: Any) -> dict[str, Any] | None:
         """The envelope's `data` when every envelope attribute is certainly valid."""

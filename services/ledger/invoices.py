@@ -30,7 +30,8 @@ USAGE_BY_SEGMENT = """
     SELECT s.idx, coalesce(sum(u.calls), 0), coalesce(sum(u.records), 0)
     FROM usage_entries u
     LEFT JOIN unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) WITH ORDINALITY AS s(lo, hi, idx)
-      ON coalesce(u.occurred_at, u.period_start) >= s.lo AND coalesce(u.occurred_at, u.period_start) < s.hi
+      ON coalesce(u.occurred_at, u.first_event_at, u.period_start) >= s.lo
+     AND coalesce(u.occurred_at, u.first_event_at, u.period_start) < s.hi
     WHERE u.licensee_id = %(licensee)s AND u.period_start >= %(start)s AND u.period_start < %(end)s
     GROUP BY s.idx"""
 USAGE_BY_MONTH = """

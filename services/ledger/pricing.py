@@ -7,7 +7,8 @@ Rules (finance can rely on them; tests/unit/ledger/test_pricing.py states each a
   `annual // 12`, with the `annual % 12` remainder minor units added to December, so a year sums exactly.
 - Partial months are prorated by days: fee * covered_days / days_in_month, rounded half up to the minor
   unit. A UTC calendar day on which the agreement is in force at any instant counts as covered.
-- Usage counts under the agreement in force at its event time (`occurred_at`, else its bucket start).
+- Usage counts under the agreement in force at its event time (`occurred_at`, else its first event, else its
+  bucket start).
   `included_records` is a per-month allowance of each agreement, not prorated.
 - Overage = ceil(excess_records * overage_per_1000_records_minor / 1000): exact per record, rounded up
   to the next minor unit once per agreement and month (never per call).

@@ -22,7 +22,7 @@ class AppMonth:
 
 @dataclass(frozen=True, slots=True)
 class OrgUse:
-    """What one government org received."""
+    """What one government org received; first and last seen are event times (first/last event of a delta)."""
 
     org_id: str
     first_seen: datetime
@@ -107,7 +107,16 @@ def _org(org: OrgUse, notified_at: datetime | None, government_use: str | None) 
         "calls_after_notice": org.calls_after_notice,
         "records_after_notice": org.records_after_notice,
         "notified_at": notified_at,
-        # Notice must come strictly before the first data the org received.
-        "notice_first": notified_at is not None and notified_at < org.first_seen,
+        "notice_first": _notice_first(org, notified_at),
         "government_use": government_use,
     }
+
+
+def _notice_first(org: OrgUse, notified_at: datetime | None) -> bool:
+    """Notice came strictly before the first data the org received: every call of it was after notice.
+
+    Per call that is `notified_at < first_seen`; an aggregated delta brings the processor's verdict for its
+    calls (`government_notified`), so the split decides whenever the org made calls."""
+    if org.calls > 0:
+        return org.calls_after_notice == org.calls
+    return notified_at is not None and notified_at < org.first_seen

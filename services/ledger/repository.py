@@ -33,15 +33,21 @@ INSERT_ADJUSTMENT = """INSERT INTO ledger_entries (licensee_id, kind, amount_min
         reason, idempotency_key, created_at) VALUES (%s, 'adjustment', %s, %s, %s, %s, %s, %s)
     ON CONFLICT ON CONSTRAINT ledger_entries_idempotent DO NOTHING RETURNING *"""
 BY_KEY = "SELECT * FROM ledger_entries WHERE licensee_id = %s AND idempotency_key = %s"
-# Each row is one call (the processor's billable delta) at its event time; an aggregated delta from another
-# producer has no single time and is judged at its `occurred_at`, else its bucket's start.
-GOVERNMENT = """SELECT u.org_id, min(u.at), max(u.at), sum(u.calls), sum(u.records),
-        coalesce(sum(u.calls) FILTER (WHERE n.notified_at < u.at), 0),
-        coalesce(sum(u.records) FILTER (WHERE n.notified_at < u.at), 0)
-    FROM (SELECT org_id, coalesce(occurred_at, period_start) AS at, calls, records FROM usage_entries
-          WHERE licensee_id = %s AND org_type = 'government'
-            AND period_start >= %s::timestamptz AND period_start < %s::timestamptz) AS u
-    LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS n (org_id, notified_at) ON n.org_id = u.org_id
+# Exact to the call. An aggregated delta (the processor's) holds calls that were all before, or all after,
+# its org's notice: `government_notified` says which, and its first/last event times bound its access. A row
+# without the flag (a per-call delta, or another producer's) is judged by the org's first notice at its event
+# time: `occurred_at`, else its first event, else its bucket's start (notice strictly before it: after).
+GOVERNMENT = """SELECT u.org_id, min(u.first_at), max(u.last_at), sum(u.calls), sum(u.records),
+        coalesce(sum(u.calls) FILTER (WHERE u.after), 0), coalesce(sum(u.records) FILTER (WHERE u.after), 0)
+    FROM (SELECT e.org_id, e.calls, e.records,
+                 coalesce(e.first_event_at, e.occurred_at, e.period_start) AS first_at,
+                 coalesce(e.last_event_at, e.occurred_at, e.period_start) AS last_at,
+                 coalesce(e.government_notified,
+                          n.notified_at < coalesce(e.occurred_at, e.first_event_at, e.period_start)) AS after
+          FROM usage_entries e
+          LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS n (org_id, notified_at) ON n.org_id = e.org_id
+          WHERE e.licensee_id = %s AND e.org_type = 'government'
+            AND e.period_start >= %s::timestamptz AND e.period_start < %s::timestamptz) AS u
     GROUP BY u.org_id"""
 
 
@@ -92,7 +98,7 @@ def report(
         AppMonth(a, m, int(c), int(r)) for a, m, c, r in conn.execute(APP_MONTHS, (licensee_id, *bounds))
     ]
     notices = first_notices(agreements)
-    rows = conn.execute(GOVERNMENT, (licensee_id, *bounds, list(notices), list(notices.values())))
+    rows = conn.execute(GOVERNMENT, (list(notices), list(notices.values()), licensee_id, *bounds))
     orgs = [OrgUse(o, f, la, int(c), int(r), int(ca), int(ra)) for o, f, la, c, r, ca, ra in rows]
     document = usage_report(licensee_id, agreements, months, orgs)
     return {**document, "from": start, "to": end}

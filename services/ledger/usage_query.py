@@ -1,16 +1,19 @@
 """`GET /v1/usage`: metered calls and records per time window and dimension, like a meter query.
 
-Rows are filtered and windowed by each call's event time (`occurred_at`; an aggregated delta without one
-by its bucket's start), so `from`/`to` are exact to the call, not to the hour bucket. Windows are UTC and
-clipped to the range asked for. Results are bounded by `limit` (`truncated` says when more matched) and the
-range by MAX_RANGE, so one query cannot scan the whole ledger.
+Rows are filtered and windowed by event time: a per-call delta's `occurred_at`; an aggregated delta's first
+event (`first_event_at`, else its bucket's start). An aggregated delta lies inside one UTC hour, so hour, day
+and month windows, and any `from`/`to` on a UTC hour, are exact to the call. A bound inside an hour is
+exact for per-call rows; an aggregated delta whose calls straddle it counts whole on the side of its first
+call, and the answer says so (`exact: false`). Windows are UTC and clipped to the range asked for. Results
+are bounded by `limit` (`truncated` says when more matched) and the range by MAX_RANGE, so one query cannot
+scan the whole ledger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -25,7 +28,13 @@ WINDOWS = ("hour", "day", "month")
 # Query name -> column: a whitelist, so only these identifiers are ever composed into the SQL.
 DIMENSIONS = {"app": "app_id", "org": "org_id", "org_type": "org_type"}
 MAX_RANGE = timedelta(days=400)
-_AT = sql.SQL("coalesce(occurred_at, period_start)")
+_AT = sql.SQL("coalesce(occurred_at, first_event_at, period_start)")
+# Aggregated deltas of the licensee (or all) whose calls straddle an instant: it cannot cut them.
+STRADDLING = sql.SQL(
+    """SELECT EXISTS (SELECT 1 FROM usage_entries WHERE {licensee}
+        period_start = date_trunc('hour', %(at)s::timestamptz, 'UTC')
+        AND first_event_at < %(at)s AND last_event_at >= %(at)s)"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +115,17 @@ def run(conn: psycopg.Connection, query: UsageQuery) -> dict[str, Any]:
     return {
         "licensee_id": query.licensee_id, "from": query.start, "to": query.end, "window": query.window,
         "group_by": list(query.group_by), "rows": rows, "truncated": len(found) > query.limit,
+        "exact": not any(_straddled(conn, query.licensee_id, at) for at in (query.start, query.end)),
     }  # fmt: skip
+
+
+def _straddled(conn: psycopg.Connection, licensee_id: str | None, at: datetime) -> bool:
+    """Whether an aggregated delta has calls both before and at-or-after `at` (never on a UTC hour)."""
+    if at.astimezone(UTC).minute == at.second == at.microsecond == 0:
+        return False
+    licensee = sql.SQL("licensee_id = %(licensee)s AND") if licensee_id else sql.SQL("")
+    row = conn.execute(STRADDLING.format(licensee=licensee), {"licensee": licensee_id, "at": at}).fetchone()
+    return bool(row and row[0])
 
 
 def _row(query: UsageQuery, record: tuple[Any, ...]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import threading
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -18,7 +20,7 @@ from services.core.events import UsageRecorded
 from services.core.tokens import InMemoryTokenStore
 from services.ledger.api import create_app
 from services.ledger.chain_store import verify
-from services.ledger.codec import USAGE_TYPES, to_row
+from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
 from services.ledger.consumer import COPY_STAGING, INSERT_USAGE, STAGING_DDL
 from services.ledger.db import url_connector
 from services.ledger.migrate import MIGRATIONS_DIR, apply_migrations
@@ -106,22 +108,38 @@ def test_concurrent_inserts_for_one_licensee_keep_one_chain(ledger_db: LedgerDb)
     assert [(c["table"], c["rows"], c["head_seq"]) for c in found["chains"]] == [("ledger_entries", 160, 160)]
 
 
-def test_rows_stored_before_the_chain_migration_are_chained_by_it(
-    database_url: str, app_database_url: str, tmp_path: Path
-) -> None:
+def early_rows(db: LedgerDb, usages: list[UsageRecorded]) -> None:
+    """Store per-call rows in the columns usage_entries had before migration 0006."""
+    width = USAGE_COLUMNS.index("first_event_at")
+    marks, names = ", ".join(["%s"] * width), ", ".join(USAGE_COLUMNS[:width])
+    rows = [to_row(usage, "t.billable", 0, offset)[:width] for offset, usage in enumerate(usages)]
+    with psycopg.connect(db.app_url) as conn, conn.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO usage_entries ({names}) VALUES ({marks})", rows)  # noqa: S608
+
+
+@contextmanager
+def schema_before(database_url: str, app_url: str, tmp_path: Path, applied: int) -> Iterator[LedgerDb]:
+    """A ledger schema migrated only up to its first `applied` migrations."""
     early = tmp_path / "migrations"
     early.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:4]:
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:applied]:
         shutil.copy(path, early)
-    with ledger_schema(database_url, app_database_url, "backfill") as db:
-        with psycopg.connect(db.owner_url) as conn:  # back to the schema as it was before 0005
+    with ledger_schema(database_url, app_url, "early") as db:
+        with psycopg.connect(db.owner_url) as conn:  # back to an empty schema
             conn.execute("DROP TABLE agreements, usage_entries, invoices, invoice_lines, ledger_entries, "
                          "dead_letters, consumer_offsets, schema_migrations CASCADE")  # fmt: skip
             conn.execute("DROP FUNCTION ledger_chain_link, ledger_chain_forget, ledger_append_only, "
                          "consumer_offsets_forward_only")  # fmt: skip
-        apply_migrations(db.owner_url, role_of(app_database_url), early)
-        fast_path(db, synthetic_billables(6, "acme"))
-        assert apply_migrations(db.owner_url, role_of(app_database_url)) == ["0005_hash_chains"]
+        apply_migrations(db.owner_url, role_of(app_url), early)
+        yield db
+
+
+def test_rows_stored_before_the_chain_migration_are_chained_by_it(
+    database_url: str, app_database_url: str, tmp_path: Path
+) -> None:
+    with schema_before(database_url, app_database_url, tmp_path, 4) as db:
+        early_rows(db, synthetic_billables(6, "acme"))
+        assert apply_migrations(db.owner_url, role_of(app_database_url))[0] == "0005_hash_chains"
         fast_path(db, synthetic_billables(4, "acme", start_index=6))
         with psycopg.connect(db.app_url) as conn:
             found = verify(conn, "acme")
@@ -154,3 +172,50 @@ def test_the_audit_report_prints_the_head_that_verify_recomputes(ledger_db: Ledg
     head = client.get("/v1/licensees/acme/ledger/verify", headers=auditor).json()["chains"][0]["head_hash"]
     report = client.get("/v1/licensees/acme/audit-report?from=2026-09&to=2026-10", headers=auditor)
     assert "Ledger hash chain heads" in report.text and head in report.text
+
+
+def aggregated(licensee: str, count: int) -> list[UsageRecorded]:
+    """`count` aggregated deltas of a government org, one per hour of October 1st."""
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    return [UsageRecorded(f"00000000-0000-5000-8000-{n:012d}", licensee, "app-1", start + timedelta(hours=n),
+                          start + timedelta(hours=n + 1), 10 + n, 100, org_id="gov-1", org_type="government",
+                          first_event_at=start + timedelta(hours=n, minutes=1),
+                          last_event_at=start + timedelta(hours=n, minutes=59),
+                          government_notified=n % 2 == 0,
+                          reference=("tollgate.api-calls.v1", 1, 100 * n, 100 * n + 9 + n))
+            for n in range(count)]  # fmt: skip
+
+
+def test_links_made_before_the_aggregated_usage_migration_stay_valid_and_new_columns_are_hashed(
+    database_url: str, app_database_url: str, tmp_path: Path
+) -> None:
+    with schema_before(database_url, app_database_url, tmp_path, 5) as db:
+        early_rows(db, synthetic_billables(5, "acme"))
+        with psycopg.connect(db.app_url) as conn:
+            head = verify(conn, "acme")["chains"][0]["head_hash"]
+        assert apply_migrations(db.owner_url, role_of(app_database_url)) == ["0006_aggregated_usage"]
+        with psycopg.connect(db.app_url) as conn:
+            assert verify(conn, "acme")["chains"][0]["head_hash"] == head  # nothing relinked, nothing broken
+        fast_path(db, synthetic_billables(3, "acme", start_index=5) + aggregated("acme", 4))
+        with psycopg.connect(db.app_url) as conn:
+            found = verify(conn, "acme")
+        assert found["intact"] and found["chains"][0]["rows"] == 12
+        with psycopg.connect(db.owner_url) as conn:  # tampering with a new column only
+            conn.execute("ALTER TABLE usage_entries DISABLE TRIGGER usage_entries_append_only_rows")
+            conn.execute("UPDATE usage_entries SET government_notified = NOT government_notified "
+                         "WHERE licensee_id = 'acme' AND chain_seq = 10")  # fmt: skip
+        with psycopg.connect(db.app_url) as conn:
+            broken = verify(conn, "acme")["first_break"]
+    assert broken["chain_seq"] == 10 and "edited" in broken["reason"]
+
+
+def test_a_value_written_into_a_new_column_of_an_old_row_breaks_its_link(ledger_db: LedgerDb) -> None:
+    fast_path(ledger_db, synthetic_billables(4, "acme"))
+    with psycopg.connect(ledger_db.owner_url) as conn:
+        conn.execute("ALTER TABLE usage_entries DISABLE TRIGGER usage_entries_append_only_rows")
+        conn.execute("UPDATE usage_entries SET source_topic = 'x', source_partition = 0, "
+                     "source_first_offset = 0, source_last_offset = 0 "
+                     "WHERE licensee_id = 'acme' AND chain_seq = 2")  # fmt: skip
+    with psycopg.connect(ledger_db.app_url) as conn:
+        broken = verify(conn, "acme")["first_break"]
+    assert broken["chain_seq"] == 2 and "edited" in broken["reason"]

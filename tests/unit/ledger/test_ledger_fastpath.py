@@ -35,6 +35,22 @@ def instants(draw: st.DrawFn) -> str:
 
 
 @st.composite
+def aggregate(draw: st.DrawFn, start: datetime, end: datetime, org_type: str | None) -> dict[str, Any]:
+    """An aggregated delta's fields: event times inside the bucket, the government flag, the input range."""
+    span = sorted(start + (end - start) * draw(st.floats(0, 0.999)) for _ in range(2))
+    first = draw(st.integers(0, 2**63 - 1))
+    fields: dict[str, Any] = {"first_event_at": span[0].isoformat(), "last_event_at": span[1].isoformat(),
+        "reference": {"topic": draw(TEXT.filter(bool)), "partition": draw(st.integers(0, 2**31 - 1)),
+                      "first_offset": first, "last_offset": draw(st.integers(first, 2**63 - 1))}}  # fmt: skip
+    if org_type == "government":
+        fields["government_notified"] = draw(st.booleans())
+    for name in ("first_event_at", "last_event_at", "reference"):
+        if draw(st.integers(0, 4)) == 0:
+            del fields[name]
+    return fields
+
+
+@st.composite
 def envelopes(draw: st.DrawFn) -> dict[str, Any]:
     """Schema-valid billable envelopes, with the optional parts sometimes left out."""
     start = draw(st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1), timezones=st.just(UTC)))
@@ -53,6 +69,8 @@ def envelopes(draw: st.DrawFn) -> dict[str, Any]:
             ["commercial", "government", "academic", "nonprofit", "unknown"]))}  # fmt: skip
     if draw(st.booleans()):
         data["source_event"] = {"source": draw(TEXT), "id": draw(TEXT)}
+    if draw(st.booleans()):
+        data.update(draw(aggregate(start, end, data.get("requester", {}).get("org_type"))))
     event = {"specversion": "1.0", "id": usage_id, "source": "tollgate/processor", "type": BILLABLE_TYPE,
              "time": draw(instants()), "data": data}  # fmt: skip
     if draw(st.booleans()):
@@ -83,7 +101,7 @@ def _mutate(event: dict[str, Any], draw: st.DrawFn) -> None:
             "2026-02-29T00:00:00Z", "2026-01-01T23:59:60Z", "2026-01-01T00:00:00",
         ]))  # fmt: skip
     else:
-        target[key] = draw(st.sampled_from([-1, 2**40 + 1, 1.0, True, None, "1"]))
+        target[key] = draw(st.sampled_from([-1, 2**40 + 1, 2**31, 2**63, 1.0, True, False, None, "1"]))
 
 
 @st.composite
