@@ -162,6 +162,12 @@ class UsageRecorded:
     org_id: str | None = None
     org_type: str | None = None
     source_event: tuple[str, str] | None = field(default=None)
+    # An aggregated delta (the processor's): the span of event times and the input it covers, and for a
+    # government org whether the org's notice was dated before its calls (the bucket splits on it).
+    first_event_at: datetime | None = None
+    last_event_at: datetime | None = None
+    government_notified: bool | None = None
+    reference: tuple[str, int, int, int] | None = None
 
     @classmethod
     def for_call(cls, call: ApiCall, period_start: datetime, period_end: datetime) -> UsageRecorded:
@@ -179,7 +185,8 @@ class UsageRecorded:
         data = event["data"]
         requester = data.get("requester") or {}
         source_event = data.get("source_event")
-        occurred = data.get("occurred_at")
+        occurred, first, last = data.get("occurred_at"), data.get("first_event_at"), data.get("last_event_at")
+        ref = data.get("reference")
         return cls(
             usage_id=data["usage_id"], licensee_id=data["licensee_id"], app_id=data["app_id"],
             period_start=parse_time(data["period_start"]), period_end=parse_time(data["period_end"]),
@@ -187,7 +194,13 @@ class UsageRecorded:
             occurred_at=parse_time(occurred) if occurred else None,
             org_id=requester.get("org_id"), org_type=requester.get("org_type"),
             source_event=(source_event["source"], source_event["id"]) if source_event else None,
-        )
+            first_event_at=parse_time(first) if first else None,
+            last_event_at=parse_time(last) if last else None,
+            government_notified=data.get("government_notified"),
+            reference=(
+                (ref["topic"], ref["partition"], ref["first_offset"], ref["last_offset"]) if ref else None
+            ),
+        )  # fmt: skip
 
     def to_cloudevent(self) -> dict[str, Any]:
         """The envelope this delta travels in."""
@@ -202,5 +215,21 @@ class UsageRecorded:
             data["requester"] = {"org_id": self.org_id, "org_type": self.org_type}
         if self.source_event is not None:
             data["source_event"] = {"source": self.source_event[0], "id": self.source_event[1]}
+        data.update(self._aggregate())
         stamp = self.occurred_at or self.period_start
         return cloudevent(BILLABLE_TYPE, self.usage_id, PROCESSOR_SOURCE, stamp, data)
+
+    def _aggregate(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.first_event_at is not None:
+            data["first_event_at"] = format_time(self.first_event_at)
+        if self.last_event_at is not None:
+            data["last_event_at"] = format_time(self.last_event_at)
+        if self.government_notified is not None:
+            data["government_notified"] = self.government_notified
+        if self.reference is not None:
+            topic, partition, first, last = self.reference
+            data["reference"] = {
+                "topic": topic, "partition": partition, "first_offset": first, "last_offset": last,
+            }  # fmt: skip
+        return data

@@ -43,6 +43,8 @@ ALERTS_EMITTED: Final = "tollgate_alerts_emitted"  # counter {rule, severity}
 ACTIVE_VIOLATION: Final = "tollgate_active_violation"
 # gauge: wall clock minus the Kafka timestamp of the last record
 PROCESSOR_LAG_SECONDS: Final = "tollgate_processor_lag_seconds"
+# gauge: input partitions this worker knows to hold usage buckets not yet sent as billable deltas
+OPEN_USAGE_PARTITIONS: Final = "tollgate_processor_open_usage_partitions"
 EVENT_TIME_LAG_SECONDS: Final = "tollgate_event_time_lag_seconds"  # histogram: Kafka timestamp - event time
 
 # ledger
@@ -67,6 +69,7 @@ KINDS: Final[dict[str, Kind]] = {
     ALERTS_EMITTED: "counter",
     ACTIVE_VIOLATION: "gauge",
     PROCESSOR_LAG_SECONDS: "gauge",
+    OPEN_USAGE_PARTITIONS: "gauge",
     EVENT_TIME_LAG_SECONDS: "histogram",
     LEDGER_ENTRIES_WRITTEN: "counter",
     LEDGER_CONSUMER_LAG: "gauge",
@@ -91,6 +94,7 @@ LABELS: Final[dict[str, tuple[str, ...]]] = {
     ALERTS_EMITTED: ("rule", "severity"),
     ACTIVE_VIOLATION: ("licensee", "rule"),
     PROCESSOR_LAG_SECONDS: (),
+    OPEN_USAGE_PARTITIONS: (),
     EVENT_TIME_LAG_SECONDS: (),
     LEDGER_ENTRIES_WRITTEN: ("kind",),
     LEDGER_CONSUMER_LAG: ("partition",),

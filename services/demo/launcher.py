@@ -90,6 +90,8 @@ class ServiceLauncher:
         # by: these services take event times back to a year before it, unless told otherwise.
         reach = datetime.now(UTC) - (MONTH_START - timedelta(days=366))
         env.setdefault("TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS", str(int(reach.total_seconds())))
+        # The story reads the ledger moments after the calls: usage buckets flush every 2 s here, not 300.
+        env.setdefault("TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS", "2")
         env.update({
             "TOLLGATE_KAFKA_BOOTSTRAP": self.endpoints.kafka_bootstrap,
             "TOLLGATE_DATABASE_URL": self.endpoints.database_url,

@@ -14,65 +14,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quixstreams import Application, message_context
+from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
-from quixstreams.models.serializers import Deserializer, Serializer
 
 from services.core.clock import Clock, SystemClock
-from services.core.events import ApiCall
 from services.core.security import librdkafka_options
+from services.processor import pipeline
 from services.processor.agreements_view import AgreementsView
-from services.processor.codec import Incoming, Invalid, Source, check_key, read_message
-from services.processor.handler import Emit, Handler, Topics
 from services.processor.health import Health
-from services.processor.metrics import LagClock, ProcessorMetrics
+from services.processor.metrics import ProcessorMetrics
 from services.processor.settings import ProcessorSettings
-from services.processor.state import PARTITION_PREFIX, LicenseeState, PartitionState
-from services.processor.tally import Tally
+from services.processor.ticker import Ticker, TickSender
 from services.processor.violations import ViolationsView
 
 log = logging.getLogger(__name__)
 
 
-class _ReadCall(Deserializer):
-    """Input values -> Incoming; never raises, so a bad record is dead-lettered, not fatal."""
+class _Application(Application):
+    """quix's Application, telling the ticker which input partitions this worker gained or lost."""
 
-    def __call__(self, value: bytes, ctx: Any) -> Incoming:
-        try:
-            return read_message(value)
-        except Exception as exc:  # an exception here would stop the worker on every restart
-            log.warning("unreadable input record: %s", exc)
-            problem = {"field": "(event)", "reason": str(exc)[:200]}
-            return Incoming(value or b"", Invalid("invalid: unreadable", [problem]))
+    ticker: Ticker | None = None
+    input_topic = ""
 
+    def _on_assign(self, _: Any, topic_partitions: list[Any]) -> None:
+        super()._on_assign(_, topic_partitions)
+        if self.ticker is not None:
+            self.ticker.assigned([tp.partition for tp in topic_partitions if tp.topic == self.input_topic])
 
-class _EmitValue(Serializer):
-    """Outputs are built as bytes by the handler."""
+    def _on_revoke(self, _: Any, topic_partitions: list[Any]) -> None:
+        super()._on_revoke(_, topic_partitions)
+        self._forget(topic_partitions)
 
-    def __call__(self, value: Emit, ctx: Any) -> bytes:
-        return value.value
+    def _on_lost(self, _: Any, topic_partitions: list[Any]) -> None:
+        super()._on_lost(_, topic_partitions)
+        self._forget(topic_partitions)
 
-
-def event_timestamp(
-    clock: Clock, max_lead_ms: int, lag: LagClock | None = None
-) -> Callable[[Any, Any, int, Any], int]:
-    """The record timestamp quix stamps state with: the call's event time, clamped to [0, clock + lead].
-
-    The clamp keeps any record, however hostile, from moving the partition's event-time high-water
-    (which expires state) past the clock plus the allowed lead.
-    """
-
-    def extract(value: Any, headers: Any, timestamp: int, timestamp_type: Any) -> int:
-        if lag is not None:
-            lag.handled(timestamp)
-        call = getattr(value, "call", None)
-        try:
-            at = int(call.time.timestamp() * 1000) if isinstance(call, ApiCall) else int(timestamp)
-        except (OverflowError, ValueError, TypeError):
-            at = 0  # not a time the state can use: it touches no state anyway (dead-lettered)
-        return max(0, min(at, int(clock.now().timestamp() * 1000) + max_lead_ms))
-
-    return extract
+    def _forget(self, topic_partitions: list[Any]) -> None:
+        if self.ticker is not None:
+            self.ticker.revoked([tp.partition for tp in topic_partitions if tp.topic == self.input_topic])
 
 
 @dataclass
@@ -86,6 +65,8 @@ class Worker:
     violations: ViolationsView | None = None
     # Waits until the worker's topics answer (see readiness.py); None skips the wait.
     topics_ready: Callable[[], object] | None = None
+    ticker: Ticker | None = None
+    ticks: TickSender | None = None
 
     def run(self) -> None:
         """Read the agreements to their end, then process until stopped (SIGTERM/SIGINT)."""
@@ -97,10 +78,16 @@ class Worker:
         self.agreements.wait_ready(self.settings.agreements_timeout_seconds)
         self.health.ready.set()
         log.info("processor ready: agreements caught up, consuming %s", self.settings.input_topic)
+        if self.ticker is not None:
+            self.ticker.start()
         try:
             self.app.run()
         finally:
             self.health.ready.clear()
+            if self.ticker is not None:
+                self.ticker.stop()
+            if self.ticks is not None:
+                self.ticks.close()
             self.agreements.stop()
             if self.violations is not None:
                 self.violations.stop()
@@ -127,7 +114,7 @@ def bootstrap(
 ) -> Worker:
     """Build the processor's quix app (no connection is made until `Worker.run`)."""
     clock = clock or SystemClock()
-    app = Application(
+    app = _Application(
         broker_address=connection(settings),
         consumer_group=settings.app_id,
         processing_guarantee="exactly-once",
@@ -148,70 +135,13 @@ def bootstrap(
             "transaction.timeout.ms": int(settings.transaction_timeout_seconds * 1000),
         },
     )
-    _pipeline(app, settings, metrics, agreements, clock)
-    return Worker(app, agreements, health or Health(), settings, violations, topics_ready)
-
-
-def _pipeline(
-    app: Application,
-    settings: ProcessorSettings,
-    metrics: ProcessorMetrics,
-    agreements: AgreementsView,
-    clock: Clock,
-) -> None:
-    policy = settings.policy()
-    lead_ms = int(policy.max_lead.total_seconds() * 1000)
-    lag = LagClock(lambda: clock.now().timestamp())
-    metrics.lag_from(lag.seconds)
-    calls = app.topic(
-        settings.input_topic,
-        key_deserializer="bytes",
-        value_deserializer=_ReadCall(),
-        timestamp_extractor=event_timestamp(clock, lead_ms, lag),
+    ticks = TickSender(connection(settings).as_librdkafka_dict(), settings.input_topic)
+    every = settings.usage_flush_seconds
+    now = clock.now
+    ticker = Ticker(
+        ticks.send, ticks.partitions, lambda: now().timestamp(), min(5.0, every / 2), max(every, 60.0)
     )
-    names = Topics(settings.alerts_topic, settings.billable_topic, settings.dlq_topic)
-    outputs = {
-        name: app.topic(name, key_serializer="bytes", value_serializer=_EmitValue())
-        for name in (names.alerts, names.billable, names.dlq)
-    }
-    sdf = app.dataframe(calls)
-    context = sdf.processing_context
-
-    def checkpoint() -> object | None:
-        try:
-            return context.checkpoint
-        except Exception:  # between checkpoints (none open): nothing is pending either
-            return None
-
-    tally = Tally(metrics, checkpoint)
-    metrics.before_scrape(tally.settle)
-    handler = Handler(
-        names, policy, agreements.get, clock, metrics, lambda *inc: tally.add(checkpoint(), *inc)
-    )
-
-    clocks: dict[int, tuple[object, PartitionState, dict[tuple[Any, str], Any]]] = {}
-
-    def step(
-        value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
-    ) -> list[Emit]:
-        ctx = message_context()
-        transaction = context.checkpoint.get_store_transaction(
-            stream_id=sdf.stream_id, partition=ctx.partition
-        )
-        cached = clocks.get(ctx.partition)
-        if cached is None or cached[0] is not transaction:
-            # A new checkpoint: read the stream time its transaction holds, start an empty read cache.
-            stream = PartitionState(transaction.as_state(PARTITION_PREFIX))
-            cached = clocks[ctx.partition] = (transaction, stream, {})
-        incoming = check_key(value if value is not None else read_message(None), key)
-        return handler.handle(
-            incoming,
-            Source(ctx.topic, ctx.partition, ctx.offset, key),
-            timestamp / 1000,
-            LicenseeState(state, cached[2], key),
-            cached[1],
-        )
-
-    sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)
-    sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(clock.now().timestamp() * 1000))
-    sdf.to_topic(lambda value, key, timestamp, headers: outputs[value.topic], key=lambda value: value.key)
+    app.ticker, app.input_topic = ticker, settings.input_topic
+    metrics.open_usage_from(ticker.open_partitions)
+    pipeline.build(app, settings, metrics, agreements, clock, ticker)
+    return Worker(app, agreements, health or Health(), settings, violations, topics_ready, ticker, ticks)

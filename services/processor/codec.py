@@ -74,11 +74,19 @@ def dead_letter(
 
 
 @dataclass(frozen=True, slots=True)
+class Tick:
+    """A ticker's wake-up record (ticker.py): it counts nothing and is not dead-lettered."""
+
+
+TICKED = Tick()
+
+
+@dataclass(frozen=True, slots=True)
 class Incoming:
     """One input message as the deserializer read it: the raw payload and the call, or why not."""
 
     payload: bytes
-    call: ApiCall | Invalid
+    call: ApiCall | Invalid | Tick
 
 
 def read_message(payload: bytes | None) -> Incoming:

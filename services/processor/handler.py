@@ -60,6 +60,8 @@ class PartitionStore(Protocol):
 
     def advance(self, event_time: float) -> None: ...
 
+    def opened(self, licensee: str, now: float) -> None: ...
+
 
 class Handler:
     """Turns one input record into state writes and outputs."""
@@ -84,6 +86,8 @@ class Handler:
         call = incoming.call
         if isinstance(call, Invalid):
             return self._invalid(source, call, incoming.payload, now)
+        if not isinstance(call, ApiCall):
+            return []  # a tick (ticker.py): the pipeline answers those before the handler
         try:
             decision, agreement, out = self._plan(call, incoming.payload, source, licensee, partition, now)
         except PoisonRecord as exc:
@@ -94,6 +98,8 @@ class Handler:
         if not decision.reason:
             # Dead-lettered calls never touch the licensee's state (nor quix's event-time high-water).
             licensee.apply(decision.writes, record_time)
+        if decision.opened_usage:
+            partition.opened(call.licensee_id, now.timestamp())
         self._observe(call, decision, agreement)
         return out
 
@@ -111,7 +117,9 @@ class Handler:
         for _ in range(2):
             try:
                 agreement = self.agreements(call.licensee_id, call.time)
-                decision = decide(call, licensee, partition.stream_time(), agreement, now, self.policy)
+                decision = decide(
+                    call, licensee, partition.stream_time(), agreement, now, self.policy, source.offset
+                )
                 if decision.reason:
                     return decision, agreement, [self._dead_letter(source, decision.reason, payload, now)]
                 return decision, agreement, self._outputs(call, decision)
@@ -120,17 +128,11 @@ class Handler:
         raise PoisonRecord(f"{type(failure).__name__}: {failure}") from failure
 
     def _outputs(self, call: ApiCall, decision: Decision) -> list[Emit]:
+        # Billable usage leaves aggregated, when its bucket is flushed (flush.py), not per call.
         key = call.licensee_id.encode()
-        out = []
-        if decision.usage is not None:
-            out.append(Emit(self.topics.billable, key, dumps(decision.usage.to_cloudevent())))
-        for alert in decision.alerts:
-            out.append(Emit(self.topics.alerts, key, dumps(alert.to_cloudevent())))
-        return out
+        return [Emit(self.topics.alerts, key, dumps(alert.to_cloudevent())) for alert in decision.alerts]
 
-    def _observe(
-        self, call: ApiCall, decision: Decision, agreement: Agreement | None
-    ) -> None:
+    def _observe(self, call: ApiCall, decision: Decision, agreement: Agreement | None) -> None:
         self.tally("outcome", decision.kind)
         if decision.kind != COUNTED or decision.counts is None:
             return
@@ -168,4 +170,3 @@ class Handler:
         problems: list[dict[str, str]] | None = None,
     ) -> Emit:
         return Emit(self.topics.dlq, source.key, dead_letter(source, reason, payload, now, problems))
-

@@ -72,6 +72,11 @@ class ProcessorMetrics:
             "While input records are pending: wall clock minus Kafka timestamp of the last record; else 0",
             registry=r,
         )
+        self.open_usage = Gauge(
+            "tollgate_processor_open_usage_partitions",
+            "Input partitions this worker knows to hold usage buckets not yet sent as billable deltas",
+            registry=r,
+        )
         self.event_lag = Histogram(
             "tollgate_event_time_lag_seconds",
             "Kafka timestamp minus event time",
@@ -151,6 +156,10 @@ class ProcessorMetrics:
         """Run the before-scrape hooks."""
         for hook in self._hooks:
             hook()
+
+    def open_usage_from(self, partitions: Callable[[], int]) -> None:
+        """Count the partitions with unbilled usage when scraped."""
+        self.open_usage.set_function(partitions)
 
     def lag_from(self, seconds: Callable[[], float]) -> None:
         """Compute the processing lag when scraped (a stored value would freeze at the last record)."""

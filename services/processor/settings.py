@@ -43,6 +43,9 @@ class ProcessorSettings:
     producer_compression: str | None = "zstd"
     session_timeout_seconds: float = 10.0
     transaction_timeout_seconds: float = 10.0
+    # A licensee's open usage buckets leave as billable deltas once the oldest is this old (processing
+    # time): the ledger's rows per bucket-hour are about 3600 / this (README "Billable usage").
+    usage_flush_seconds: float = 300.0
     # TLS/SASL towards Kafka: quix-streams (librdkafka) and the agreements view; repr hides secrets.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -90,6 +93,7 @@ class ProcessorSettings:
             transaction_timeout_seconds=number(
                 environ, "TOLLGATE_PROCESSOR_TRANSACTION_TIMEOUT_SECONDS", 10.0, 1.0
             ),
+            usage_flush_seconds=_usage_flush(environ),
             kafka_security=KafkaSecurity.from_env(environ),
         )
 
@@ -101,6 +105,14 @@ class ProcessorSettings:
             max_age=timedelta(seconds=self.max_age_seconds),
             max_lead=timedelta(seconds=self.max_lead_seconds),
         )
+
+
+def _usage_flush(environ: Mapping[str, str]) -> float:
+    seconds = number(environ, "TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS", 300.0, 0.1)
+    if seconds > 3600:
+        # Finance would wait longer than an hour bucket to see usage it could already bill.
+        raise SettingsError("TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS must be at most 3600")
+    return seconds
 
 
 def _compression(environ: Mapping[str, str]) -> str | None:

@@ -1,80 +1,64 @@
 """The real side of the domain's state port: quix-streams' RocksDB state, one prefix per licensee.
 
-Every write is a `state.set(key, value, ttl=...)`; quix stamps it with the record's event time plus
-the ttl, drops it from reads once the partition's event-time high-water reaches that stamp, and sweeps
-it from RocksDB and the changelog in bounded batches, so expiry costs what expires. A checkpoint
-flushes only the keys its records touched.
+Every write is held in the checkpoint's `Batch` and reaches quix as one `set(key, value, ttl=...)` per
+touched key when the checkpoint ends; quix stamps it with the event time plus the ttl, drops it from
+reads once the partition's event-time high-water reaches that stamp, and sweeps it from RocksDB and
+the changelog in bounded batches, so expiry costs what expires.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
+from services.processor.batch import Batch
 from services.processor.domain.store import Write
 
 STREAM_TIME = "stream_time"
-# Seconds the stored stream time may trail the true one (see PartitionState; step._MARGIN is larger).
-STREAM_TIME_STEP = 1.0
+OPEN_USAGE = "open_usage"
 # The per-partition state lives under its own prefix, apart from every licensee's keys.
 PARTITION_PREFIX = b"\x00partition"
 
 
 class LicenseeState:
-    """A licensee's quix `State`, read by the domain and written after its decision.
+    """One licensee's keys (quix prefix = its message key) as one record sees them.
 
-    Window-scoped keys (month, minute, fired markers) are read through `cache`, which lives exactly as
-    long as the checkpoint's store transaction and holds what this worker wrote in it, so a hot
-    licensee's counters are read from RocksDB once per checkpoint. Those keys expire only after their
-    window's end plus the lateness, and a call that could reach them after that is late (decided
-    before any read), so the cache never shows a value quix would hide. Dedupe keys are always read
-    from the state.
+    Window-scoped keys (month, minute, fired markers) expire only after their window's end plus the
+    lateness, and a call that could reach them after that is late (decided before any read), so a
+    value cached for the checkpoint is never one quix would hide.
     """
 
-    __slots__ = ("cache", "prefix", "state")
+    __slots__ = ("batch", "prefix", "timestamp_ms")
 
-    def __init__(
-        self, state: Any, cache: dict[tuple[Any, str], Any] | None = None, prefix: Any = None
-    ) -> None:
-        self.state = state
-        self.cache = cache
-        self.prefix = prefix
+    def __init__(self, batch: Batch, prefix: bytes, timestamp_ms: int) -> None:
+        self.batch, self.prefix, self.timestamp_ms = batch, prefix, timestamp_ms
 
     def get(self, key: str) -> Any:
         """The live value of `key`, or None."""
-        if self.cache is None or key.startswith("d:"):
-            return self.state.get(key)
-        slot = (self.prefix, key)
-        if slot in self.cache:
-            return self.cache[slot]
-        value = self.cache[slot] = self.state.get(key)
-        return value
+        return self.batch.get(self.prefix, key, self.timestamp_ms)
 
     def apply(self, writes: list[Write], event_time: float) -> None:
-        """Store each write with the ttl that makes it expire at its `expires_at`."""
+        """Hold each write, stamped to expire at its `expires_at` (None: never)."""
+        at = int(event_time * 1000)
         for write in writes:
-            # At least 1 ms: quix fails the whole transaction on a ttl that is not positive.
-            ttl = timedelta(milliseconds=max(1, int((write.expires_at - event_time) * 1000)))
-            self.state.set(write.key, write.value, ttl=ttl)
-            if self.cache is not None and not write.key.startswith("d:"):
-                self.cache[(self.prefix, write.key)] = write.value
+            expires = None if write.expires_at is None else int(write.expires_at * 1000)
+            self.batch.put(self.prefix, write.key, write.value, expires, at)
 
 
 class PartitionState:
-    """The input partition's stream time, kept in the same store transaction as the licensees' keys.
+    """The input partition's stream time and which licensees hold open usage buckets since when.
 
-    One object serves a whole checkpoint (its store transaction). The stored value is written only when
-    the stream time moved by `STREAM_TIME_STEP`, so it may trail the true one by less than that; the
-    domain's expiry margin covers it, and quix's own high-water, which expires keys, is always exact.
+    One object serves a whole checkpoint (its `Batch`); both values are written once per checkpoint at
+    most, in the same store transaction as the licensees' keys.
     """
 
-    __slots__ = ("state", "stored", "value")
+    __slots__ = ("batch", "open", "value")
 
-    def __init__(self, state: Any) -> None:
-        self.state = state
-        found = state.get(STREAM_TIME)
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        found = batch.get(PARTITION_PREFIX, STREAM_TIME, None)
         self.value: float | None = None if found is None else float(found)
-        self.stored = self.value
+        # licensee key (text) -> processing time (epoch s) its oldest open bucket opened
+        self.open: dict[str, float] = dict(batch.get(PARTITION_PREFIX, OPEN_USAGE, None) or {})
 
     def stream_time(self) -> float | None:
         """The latest accepted event time of the partition (epoch seconds), if any."""
@@ -83,6 +67,22 @@ class PartitionState:
     def advance(self, event_time: float) -> None:
         """Move the stream time forward (never back)."""
         self.value = event_time
-        if self.stored is None or event_time - self.stored >= STREAM_TIME_STEP:
-            self.state.set(STREAM_TIME, event_time)
-            self.stored = event_time
+        self.batch.put(PARTITION_PREFIX, STREAM_TIME, event_time, None, None)
+
+    def opened(self, licensee: str, now: float) -> None:
+        """Note that `licensee` holds open usage buckets since `now` (if it held none)."""
+        if licensee not in self.open:
+            self.open[licensee] = now
+            self._store_open()
+
+    def closed(self, licensee: str) -> None:
+        """Note that `licensee`'s open buckets were flushed."""
+        if self.open.pop(licensee, None) is not None:
+            self._store_open()
+
+    def due(self, now: float, every: float) -> list[str]:
+        """Licensees whose oldest open bucket is at least `every` seconds old."""
+        return [licensee for licensee, since in self.open.items() if now - since >= every]
+
+    def _store_open(self) -> None:
+        self.batch.put(PARTITION_PREFIX, OPEN_USAGE, dict(self.open), None, None)

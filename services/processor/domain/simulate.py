@@ -1,5 +1,6 @@
 """The whole domain over a sequence of calls, in memory: the expectation tests and benchmarks compare
-a real run with (ids are deterministic, so the same calls give the same alert and usage ids)."""
+a real run with (alert ids are deterministic, so the same calls give the same alert ids; billable usage
+is compared per licensee and bucket, as the flushed deltas add up)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 
 from services.core.agreements import Agreement
 from services.core.events import ApiCall
+from services.processor.domain import usage
 from services.processor.domain.step import COUNTED, Decision, Policy, decide
 from services.processor.domain.store import InMemoryPartition
 from services.processor.domain.versions import Versions
@@ -24,7 +26,8 @@ class Simulation:
     policy: Policy = field(default_factory=Policy)
     partitions: dict[int, InMemoryPartition] = field(default_factory=dict)
     alert_ids: set[str] = field(default_factory=set)
-    usage_ids: set[str] = field(default_factory=set)
+    # (licensee, usage bucket) -> [calls, records] billed: what the flushed deltas add up to.
+    billed: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
     records: Counter[str] = field(default_factory=Counter)
 
@@ -39,8 +42,10 @@ class Simulation:
         if not decision.reason:
             state.apply(decision.writes, decision.event_time)
         self.outcomes[decision.kind] += 1
-        if decision.kind == COUNTED and decision.usage is not None:
-            self.usage_ids.add(decision.usage.usage_id)
+        if decision.kind == COUNTED:
+            held = self.billed.setdefault((call.licensee_id, usage.bucket_id(call, agreement)), [0, 0])
+            held[0] += 1
+            held[1] += call.records
             self.records[call.licensee_id] += call.records
         self.alert_ids |= {a.alert_id for a in decision.alerts}
         return decision
@@ -50,6 +55,10 @@ class Simulation:
         for call in calls:
             self.feed(call, partition_of(call.licensee_id))
         return self
+
+    def billed_calls(self) -> int:
+        """Calls billed over every licensee and bucket."""
+        return sum(calls for calls, _ in self.billed.values())
 
 
 def by_licensee(agreements: Iterable[Agreement]) -> Callable[[str, datetime], Agreement | None]:

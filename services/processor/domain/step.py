@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from services.core.agreements import Agreement
-from services.core.events import AlertRaised, ApiCall, UsageRecorded
-from services.processor.domain import dedupe, windows
+from services.core.events import AlertRaised, ApiCall
+from services.processor.domain import dedupe, usage, windows
 from services.processor.domain.rules import Breach, Context, MonthUsage, alert, evaluate
 from services.processor.domain.store import StateReader, Write
 
 COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS = "counted", "duplicate", "late", "out_of_bounds"
-# Expiry past the bound: the store drops a value once the high-water *reaches* its expiry, and the
-# stream time the edge stores may trail the true one by up to a second (state.STREAM_TIME_STEP).
+# Expiry past the bound: the store drops a value once the high-water *reaches* its expiry.
 _MARGIN = 2.0
 
 
@@ -60,7 +59,8 @@ class Decision:
     kind: str
     event_time: float
     writes: list[Write] = field(default_factory=list)
-    usage: UsageRecorded | None = None
+    # A counted call joins its licensee's open usage buckets; True when it opened the first of them.
+    opened_usage: bool = False
     alerts: list[AlertRaised] = field(default_factory=list)
     reason: str = ""
     # The partition's new stream time, when this call moved it forward.
@@ -85,8 +85,10 @@ def decide(
     agreement: Agreement | None,
     now: datetime,
     policy: Policy,
+    position: int = 0,
 ) -> Decision:
-    """Decide `call` against its licensee's state and the partition's stream time."""
+    """Decide `call` (read at input `position`) against its licensee's state and the partition's stream
+    time."""
     event_time = windows.epoch(call.time)
     reason = out_of_bounds(event_time, now, policy)
     if reason:
@@ -98,17 +100,15 @@ def decide(
     key = "d:" + dedupe.digest(call.key)
     if state.get(key) is not None:
         return Decision(DUPLICATE, event_time, stream_time=moved)
-    decision = Decision(COUNTED, event_time, usage=billable(call), stream_time=moved)
+    decision = Decision(COUNTED, event_time, stream_time=moved)
     horizon = policy.dedupe_horizon.total_seconds()
     decision.writes.append(Write(key, int(event_time), event_time + horizon + _MARGIN))
+    # Open buckets never expire: they leave the state only as billable deltas (usage.py).
+    buckets = state.get(usage.OPEN_KEY)
+    decision.writes.append(Write(usage.OPEN_KEY, usage.add(buckets, call, agreement, position), None))
+    decision.opened_usage = buckets is None
     _count(decision, call, state, agreement, now, lateness)
     return decision
-
-
-def billable(call: ApiCall) -> UsageRecorded:
-    """The billable delta of one counted call, in its UTC hour."""
-    start, end = windows.hour_window(call.time)
-    return UsageRecorded.for_call(call, start, end)
 
 
 def _count(
@@ -129,9 +129,7 @@ def _count(
     minute_calls = int(state.get(minute_key) or 0) + 1
     decision.writes.append(Write(minute_key, minute_calls, minute_window[1].timestamp() + lateness + _MARGIN))
     decision.counts = Counts(month_key, calls, records, minute_calls)
-    ctx = Context(
-        call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now
-    )
+    ctx = Context(call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now)
     fired: list[Breach] = []
     settled: set[str] = set()  # volume metrics whose highest held level has fired already
     # Highest held level first (rules.volume lists a metric's levels by threshold): a level fires

@@ -20,20 +20,22 @@ class StateReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One keyed value to store; it expires at `expires_at` (epoch seconds of event time)."""
+    """One keyed value to store; it expires at `expires_at` (epoch seconds of event time), None: never."""
 
     key: str
     value: Any
-    expires_at: float
+    expires_at: float | None
 
 
 @dataclass
 class InMemoryPartition:
     """One input partition's state: every licensee's keys and one event-time high-water, like quix."""
 
-    values: dict[tuple[str, str], tuple[Any, float]] = field(default_factory=dict)
+    values: dict[tuple[str, str], tuple[Any, float | None]] = field(default_factory=dict)
     high_water: float | None = None
     stream_time_value: float | None = None
+    # licensee -> processing time its oldest open usage bucket opened (as state.PartitionState)
+    open: dict[str, float] = field(default_factory=dict)
 
     def licensee(self, licensee_id: str) -> InMemoryLicensee:
         """The view of one licensee's keys (quix: the state prefixed by the message key)."""
@@ -47,6 +49,10 @@ class InMemoryPartition:
         """Move the stream time forward."""
         self.stream_time_value = event_time
 
+    def opened(self, licensee: str, now: float) -> None:
+        """Note that `licensee` holds open usage buckets since `now` (if it held none)."""
+        self.open.setdefault(licensee, now)
+
 
 @dataclass(frozen=True, slots=True)
 class InMemoryLicensee:
@@ -59,7 +65,7 @@ class InMemoryLicensee:
         """The live value, or None once the partition's high-water reached its expiry."""
         found = self.partition.values.get((self.licensee_id, key))
         high_water = self.partition.high_water
-        if found is None or (high_water is not None and found[1] <= high_water):
+        if found is None or (high_water is not None and found[1] is not None and found[1] <= high_water):
             return None
         return found[0]
 

@@ -39,6 +39,7 @@ from services.core.events import ApiCall, dumps, loads
 from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 from services.demo.launcher import free_port
 from services.demo.scenario import AGREEMENTS_FILE
+from services.processor.domain import usage
 from services.processor.domain.step import COUNTED, DUPLICATE, Policy, decide
 from services.processor.domain.store import Write
 
@@ -351,6 +352,8 @@ class Workers:
             "TOLLGATE_PROCESSOR_APP_ID": self.app_id,
             "TOLLGATE_PROCESSOR_METRICS_PORT": str(port),
             "TOLLGATE_PROCESSOR_DATA_DIR": str(self.data_dir(name)),
+            # The proofs read the billable topic soon after the calls: flush usage every second.
+            "TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS": "1",
             **self.env,
             **(extra or {}),
         }
@@ -372,12 +375,18 @@ class Workers:
         return self.workdir / name
 
     def wait_drained(self, timeout: float = 180.0) -> None:
-        """Wait until the group committed every input offset (outputs and state are acked by then)."""
+        """Wait until the group committed every input offset (outputs and state are acked by then) and
+        no running worker holds usage buckets not yet sent as billable deltas."""
         wait_until(
-            lambda: committed_everything(self.broker, self.app_id, self.topics.input, self.security),
+            lambda: committed_everything(self.broker, self.app_id, self.topics.input, self.security)
+            and not any(w.metric("tollgate_processor_open_usage_partitions") for w in self.running()),
             timeout,
-            "the input topic to be fully committed",
+            "the input topic to be fully committed and its usage billed",
         )
+
+    def running(self) -> list[Worker]:
+        """The workers whose process is alive."""
+        return [w for w in self.started if w.process.poll() is None]
 
     def wait_members(self, count: int, timeout: float = 90.0) -> None:
         """Wait until the group is stable with `count` members, each assigned some input partition."""
@@ -424,18 +433,20 @@ class Workers:
 
 
 def summary(alerts: list[dict[str, Any]], billable: list[dict[str, Any]]) -> dict[str, Any]:
-    """What two runs must agree on: distinct alert ids, distinct usage ids, records per licensee."""
-    usage: dict[str, dict[str, Any]] = {}
-    for event in billable:
-        usage.setdefault(event["data"]["usage_id"], event["data"])
+    """What two runs must agree on: distinct alert ids, calls and records billed per licensee and usage
+    bucket (a delta's usage_id depends on when its flush happened; what it adds up to does not), and
+    no usage_id seen twice."""
+    ids = [event["data"]["usage_id"] for event in billable]
+    assert len(ids) == len(set(ids)), "a billable delta was delivered twice"
+    billed: dict[tuple[str, str], list[int]] = {}
     records: Counter[str] = Counter()
-    for data in usage.values():
+    for event in billable:
+        data = event["data"]
+        held = billed.setdefault((data["licensee_id"], usage.bucket_of(data)), [0, 0])
+        held[0] += data["calls"]
+        held[1] += data["records"]
         records[data["licensee_id"]] += data["records"]
-    return {
-        "alert_ids": {a["data"]["alert_id"] for a in alerts},
-        "usage_ids": set(usage),
-        "records": dict(records),
-    }
+    return {"alert_ids": {a["data"]["alert_id"] for a in alerts}, "billed": billed, "records": dict(records)}
 
 
 class _Keys(dict[str, Any]):
@@ -451,16 +462,16 @@ def expected(
 ) -> dict[str, Any]:
     """`summary()` of an undisturbed run, from the pure domain (`decide`) over `calls` in their order.
 
-    Alert and usage ids are deterministic (rule, licensee, window, level; source + id), so a real run
-    must show exactly these. Each call must be counted or a duplicate: a late one would make the
-    answer depend on partitioning, so the expectation refuses it.
+    Alert ids are deterministic (rule, licensee, window, level) and the billed calls and records per
+    usage bucket are exact, so a real run must show exactly these. Each call must be counted or a
+    duplicate: a late one would make the answer depend on partitioning, so the expectation refuses it.
     """
     known = {a.licensee_id: a for a in agreements}
     states: dict[str, _Keys] = {}
     stream_time: float | None = None
     now = datetime.now(UTC)
     alert_ids: set[str] = set()
-    usage_ids: set[str] = set()
+    billed: dict[tuple[str, str], list[int]] = {}
     records: Counter[str] = Counter()
     for call in calls:
         state = states.setdefault(call.licensee_id, _Keys())
@@ -470,10 +481,12 @@ def expected(
         stream_time = max(stream_time or decision.event_time, decision.event_time)
         state.apply(decision.writes)
         alert_ids |= {a.alert_id for a in decision.alerts}
-        if decision.usage is not None:
-            usage_ids.add(decision.usage.usage_id)
+        if decision.kind == COUNTED:
+            held = billed.setdefault((call.licensee_id, usage.bucket_id(call, agreement)), [0, 0])
+            held[0] += 1
+            held[1] += call.records
             records[call.licensee_id] += call.records
-    return {"alert_ids": alert_ids, "usage_ids": usage_ids, "records": dict(records)}
+    return {"alert_ids": alert_ids, "billed": billed, "records": dict(records)}
 
 
 def demo_agreements() -> list[Agreement]:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.core.agreements import Agreement, load_agreements
-from services.core.events import ApiCall, UsageRecorded
+from services.core.events import ApiCall
 from services.demo.scenario import AGREEMENTS_FILE
+from services.processor.domain import usage
 from services.processor.domain.simulate import Simulation
 from services.processor.domain.step import Decision, Policy
 
@@ -59,7 +60,7 @@ class Outcome:
     """A decision as the stream shows it: alerts as their CloudEvents envelopes."""
 
     kind: str
-    usage: UsageRecorded | None
+    billed: bool  # the call joined its licensee's open usage buckets
     alerts: list[dict[str, Any]]
     reason: str
     decision: Decision
@@ -81,7 +82,8 @@ class Feed:
     def send(self, c: ApiCall) -> Outcome:
         """Decide one call and apply what was decided."""
         d = self.simulation.feed(c)
-        return Outcome(d.kind, d.usage, [a.to_cloudevent() for a in d.alerts], d.reason, d)
+        billed = any(w.key == usage.OPEN_KEY for w in d.writes)
+        return Outcome(d.kind, billed, [a.to_cloudevent() for a in d.alerts], d.reason, d)
 
     def many(self, calls: list[ApiCall]) -> list[Outcome]:
         """Feed calls in order."""
@@ -94,6 +96,11 @@ class Feed:
         if value is not None and app is not None:
             value = value[2].get(app)
         return (0, 0) if value is None else (int(value[0]), int(value[1]))
+
+    def open_usage(self) -> dict[str, list[int]]:
+        """The licensee's open usage buckets: bucket id -> [calls, records, first ms, last ms, ...]."""
+        state = self.simulation.partitions[0].licensee(self.licensee)
+        return dict(state.get(usage.OPEN_KEY) or {})
 
 
 def rules_fired(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:

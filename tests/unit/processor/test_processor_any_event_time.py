@@ -11,10 +11,10 @@ from processor_helpers import NOW, agreements, call
 from services.core.clock import FixedClock
 from services.core.events import dumps
 from services.core.schemas import API_CALL_TYPE, problems
-from services.processor.app import event_timestamp
 from services.processor.codec import Invalid, read_message
 from services.processor.domain.simulate import Simulation, by_licensee
 from services.processor.domain.step import COUNTED, OUT_OF_BOUNDS, Policy
+from services.processor.serdes import event_timestamp
 
 POLICY = Policy()
 LEAD_MS = int(POLICY.max_lead.total_seconds() * 1000)

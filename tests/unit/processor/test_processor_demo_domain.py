@@ -32,5 +32,5 @@ def test_the_demo_scenario_raises_exactly_the_documented_alerts_and_bills_every_
     assert len(alerts) == len(EXPECTED) == len(simulation.alert_ids)
     rate = next(a for a in alerts if a.rule == "rate.breach")
     assert rate.window_start.isoformat() == "2026-10-20T10:15:00+00:00"
-    assert len(simulation.usage_ids) == 3590
+    assert simulation.billed_calls() == 3590
     assert simulation.records == {"omnisoft": 81_000, "pebble": 3_000, "oldco": 250}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from processor_helpers import NOW, OCT, Feed, agreements, call, with_limits
 
-from services.core import ids
+from services.processor.domain import usage
 from services.processor.domain.step import COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS, Policy
 
 
@@ -16,8 +16,8 @@ def test_an_event_delivered_twice_counts_once_and_emits_its_usage_once() -> None
     first, again = feed.send(call(1, OCT)), feed.send(call(1, OCT))
     assert (first.kind, again.kind) == (COUNTED, DUPLICATE)
     assert feed.month("2026-10") == (1, 10)
-    assert first.usage is not None and first.usage.usage_id == ids.usage_id("gw", "pebble-1")
-    assert again.usage is None and again.alerts == []
+    assert first.billed and not again.billed and again.alerts == []
+    assert [held[:2] for held in feed.open_usage().values()] == [[1, 10]]
 
 
 def test_the_same_id_from_another_source_is_another_event() -> None:
@@ -54,7 +54,7 @@ def test_a_late_event_counts_in_its_own_month_up_to_the_lateness(behind: timedel
     assert outcome.kind == kind
     assert feed.month("2026-10") == ((1, 10) if kind == COUNTED else (0, 0))
     if kind == LATE:
-        assert outcome.usage is None and outcome.reason.startswith("late")
+        assert not outcome.billed and outcome.reason.startswith("late")
 
 
 def test_lateness_follows_the_stream_event_time_not_the_wall_clock() -> None:
@@ -79,7 +79,7 @@ def test_a_duplicate_past_the_horizon_is_late_not_counted_again() -> None:
     feed.send(call(0, OCT))
     feed.many([call(i, OCT + timedelta(days=i)) for i in range(1, 12)])
     again = feed.send(call(0, OCT))
-    assert again.kind == LATE and again.usage is None
+    assert again.kind == LATE and not again.billed
     assert feed.month("2026-10")[0] == 12
 
 
@@ -87,12 +87,14 @@ def test_keys_windows_and_alert_markers_expire_once_no_late_event_can_reach_them
     feed = Feed(agreement=with_limits(agreements()["pebble"], calls_per_month=1))
     feed.send(call(0, OCT))
     state = feed.simulation.partitions[0].licensee("pebble")
-    october = [key for (_, key) in feed.simulation.partitions[0].values]
+    october = [key for (_, key) in feed.simulation.partitions[0].values if key != usage.OPEN_KEY]
     # key, month (with its apps), minute, and the volume.warning and volume.breach markers
     assert len(october) == 5 and all(state.get(key) is not None for key in october)
     # a week and 2 s (the margin) past October's end
     feed.send(call(1, OCT.replace(month=11, day=8, second=2)))
     assert [key for key in october if state.get(key) is not None] == []
+    # Open usage buckets never expire: they leave only as billable deltas, here both calls' hours.
+    assert sorted(held[:2] for held in feed.open_usage().values()) == [[1, 10], [1, 10]]
     assert feed.month("2026-11") == (1, 10)
 
 

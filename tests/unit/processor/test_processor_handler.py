@@ -10,12 +10,13 @@ from processor_helpers import NOW, OCT, agreements, call
 
 from services.core.clock import FixedClock
 from services.core.events import dumps, loads
-from services.processor.app import event_timestamp
 from services.processor.codec import Source, check_key, read_message
+from services.processor.domain import usage
 from services.processor.domain.step import Policy
 from services.processor.domain.store import InMemoryPartition
 from services.processor.handler import Emit, Handler, Topics
 from services.processor.metrics import ProcessorMetrics
+from services.processor.serdes import event_timestamp
 from services.processor.tally import Tally
 from services.processor.violations import ViolationsView
 
@@ -66,10 +67,16 @@ def _payload(n: int = 1, at: datetime = OCT, **fields: Any) -> bytes:
     return dumps(call(n, at, **fields).to_cloudevent())
 
 
-def test_a_counted_call_emits_its_billable_record_keyed_by_licensee() -> None:
-    out = Edge().send(_payload())
-    assert [(e.topic, e.key) for e in out] == [("billable", b"pebble")]
-    assert loads(out[0].value)["data"]["calls"] == 1
+def test_a_counted_call_emits_nothing_itself_but_joins_its_licensees_open_usage() -> None:
+    edge = Edge()
+    assert edge.send(_payload()) == []
+    assert edge.partition.open == {"pebble": NOW.timestamp()}
+    assert _open_calls(edge) == 1
+
+
+def _open_calls(edge: Edge) -> int:
+    buckets = edge.partition.licensee("pebble").get(usage.OPEN_KEY) or {}
+    return sum(held[0] for held in buckets.values())
 
 
 @pytest.mark.parametrize(
@@ -101,12 +108,12 @@ def test_a_record_whose_decision_raises_twice_is_dead_lettered_and_the_next_one_
     assert [e.topic for e in out] == ["dlq"]
     assert loads(out[0].value)["reason"] == "poison: ZeroDivisionError: boom"
     assert edge.partition.values == {}
-    assert [e.topic for e in edge.send(_payload(2))] == ["billable"]
+    assert edge.send(_payload(2)) == [] and _open_calls(edge) == 1
 
 
 def test_a_decision_that_raises_once_is_retried_and_counted() -> None:
     edge = Edge(failures=1)
-    assert [e.topic for e in edge.send(_payload(1))] == ["billable"]
+    assert edge.send(_payload(1)) == [] and _open_calls(edge) == 1
 
 
 def test_counters_move_only_once_the_checkpoint_that_made_them_has_committed() -> None:
@@ -126,7 +133,7 @@ def test_an_alert_is_emitted_once_for_its_window() -> None:
     out = edge.send(_payload(1, licensee="omnisoft", app="omni-shadow"), b"omnisoft")
     assert [loads(e.value)["data"]["rule"] for e in out if e.topic == "alerts"] == ["app.unregistered"]
     again = edge.send(_payload(2, licensee="omnisoft", app="omni-shadow"), b"omnisoft")
-    assert [e.topic for e in again] == ["billable"]
+    assert again == []
 
 
 def _alert_record(rule: str, month: str) -> bytes:

@@ -190,7 +190,7 @@ def test_a_call_without_an_active_agreement_raises_agreement_missing_once_per_mo
         ("agreement.missing", "critical", "2026-10-01T00:00:00Z"),
         ("agreement.missing", "critical", "2026-11-01T00:00:00Z"),
     ]
-    assert all(o.usage is not None for o in outcomes)  # usage is still billable evidence
+    assert all(o.billed for o in outcomes)  # usage is still billable evidence
 
 
 def test_the_month_boundary_starts_new_volume_windows() -> None:

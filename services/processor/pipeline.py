@@ -1,0 +1,104 @@
+"""The processor's quix-streams dataframe: one stateful step per input record, and the checkpoint hook.
+
+Each record is decided against its checkpoint's `Batch` (batch.py); the alerts and dead letters it
+yields are produced at once, inside the checkpoint's Kafka transaction. When the checkpoint commits,
+the hook (flush.py) first closes due usage buckets as billable deltas and hands the held writes to
+quix, which then produces the changelog and commits outputs, state and input offsets together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from quixstreams import Application, message_context
+from quixstreams.models.topics import Topic
+
+from services.core.clock import Clock
+from services.processor.agreements_view import AgreementsView
+from services.processor.batch import Batch
+from services.processor.codec import TICKED, Incoming, Source, check_key, read_message
+from services.processor.flush import CheckpointHook, Open, UsageFlush
+from services.processor.handler import Emit, Handler, Topics
+from services.processor.metrics import LagClock, ProcessorMetrics
+from services.processor.serdes import EmitValue, ReadCall, event_timestamp
+from services.processor.settings import ProcessorSettings
+from services.processor.state import LicenseeState, PartitionState
+from services.processor.tally import Tally
+from services.processor.ticker import Ticker
+
+
+def build(
+    app: Application,
+    settings: ProcessorSettings,
+    metrics: ProcessorMetrics,
+    agreements: AgreementsView,
+    clock: Clock,
+    ticker: Ticker,
+) -> None:
+    """Add the processor's dataframe and checkpoint hook to `app`."""
+    lag = LagClock(lambda: clock.now().timestamp())
+    metrics.lag_from(lag.seconds)
+    calls = app.topic(
+        settings.input_topic,
+        key_deserializer="bytes",
+        value_deserializer=ReadCall(),
+        timestamp_extractor=event_timestamp(clock, int(settings.max_lead_seconds * 1000), lag),
+    )
+    names = Topics(settings.alerts_topic, settings.billable_topic, settings.dlq_topic)
+    outputs = {
+        name: app.topic(name, key_serializer="bytes", value_serializer=EmitValue())
+        for name in (names.alerts, names.billable, names.dlq)
+    }
+    sdf = app.dataframe(calls)
+    context = sdf.processing_context
+    tally = Tally(metrics, lambda: _checkpoint(context))
+    metrics.before_scrape(tally.settle)
+    handler = Handler(
+        names, settings.policy(), agreements.get, clock, metrics,
+        lambda *inc: tally.add(_checkpoint(context), *inc),
+    )  # fmt: skip
+    # partition -> (store transaction, its batch, the partition's state) of the open checkpoint
+    batches: dict[int, tuple[object, Batch, PartitionState]] = {}
+
+    def step(
+        value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
+    ) -> list[Emit]:
+        ctx = message_context()
+        transaction = context.checkpoint.get_store_transaction(
+            stream_id=sdf.stream_id, partition=ctx.partition
+        )
+        held = batches.get(ctx.partition)
+        if held is None or held[0] is not transaction:
+            batch = Batch(transaction)
+            held = batches[ctx.partition] = (transaction, batch, PartitionState(batch))
+        incoming = value if value is not None else read_message(None)
+        if incoming.call is TICKED:
+            return []  # it only brings the partition into this checkpoint, whose hook flushes it
+        incoming = check_key(incoming, key)
+        source = Source(ctx.topic, ctx.partition, ctx.offset, key)
+        licensee = LicenseeState(held[1], key or b"", timestamp)
+        return handler.handle(incoming, source, timestamp / 1000, licensee, held[2])
+
+    def opened() -> Iterator[Open]:
+        return ((partition, held[1], held[2]) for partition, held in sorted(batches.items()))
+
+    def produce(topic: str, key: bytes, value: bytes) -> None:
+        context.producer.produce(topic=topic, key=key, value=value)
+
+    usage_flush = UsageFlush(settings.input_topic, names.billable, settings.usage_flush_seconds, clock)
+    context.sink_manager.register(CheckpointHook(opened, batches.clear, usage_flush, produce, ticker.due))
+    sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)
+    sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(clock.now().timestamp() * 1000))
+    sdf.to_topic(lambda value, key, timestamp, headers: _topic(outputs, value), key=lambda value: value.key)
+
+
+def _topic(outputs: dict[str, Topic], value: Emit) -> Topic:
+    return outputs[value.topic]
+
+
+def _checkpoint(context: Any) -> object | None:
+    try:
+        return context.checkpoint
+    except Exception:  # between checkpoints (none open): nothing is pending either
+        return None
