@@ -25,9 +25,10 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # test certificates for the TLS broker
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the e2e tier renders the audit report in it
+command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)  # tests read the audit report's PDF text
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-system: postgresql, prometheus, alertmanager, java, maven, openssl and chromium already installed"
+  echo "install-system: postgresql, prometheus, alertmanager, java, maven, openssl, chromium and poppler-utils already installed"
 else
   # Keep the packages' daemons from starting at install time where policy-rc.d is honoured.
   policy=/usr/sbin/policy-rc.d

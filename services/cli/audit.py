@@ -1,4 +1,4 @@
-"""`tollgate report audit`: the audit evidence report of one licensee and period, written as HTML."""
+"""`tollgate report audit`: the audit evidence report of one licensee and period, as HTML or PDF (`.pdf`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,17 @@ from services.core.errors import TollgateError
 def register_audit(report: argparse.ArgumentParser, database_url: str) -> None:
     """Add `report audit --licensee X --from F --to T -o FILE` under `report`."""
     kinds = report.add_subparsers(dest="kind", metavar="{audit}")
-    audit = kinds.add_parser("audit", help="the audit evidence report as an HTML document")
+    audit = kinds.add_parser("audit", help="the audit evidence report as an HTML or PDF document")
     audit.add_argument("--licensee", required=True, help="the licensee id")
     audit.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD, YYYY-MM or RFC 3339")
     audit.add_argument("--to", dest="end", required=True, help="exclusive, like --from")
-    audit.add_argument("-o", "--output", type=Path, required=True, help="the HTML file to write")
+    audit.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the file to write: PDF (headless Chromium) when it ends in .pdf, else HTML",
+    )
     audit.add_argument("--database-url", default=database_url, help="default: $TOLLGATE_APP_DATABASE_URL")
     catalogue = os.environ.get("TOLLGATE_LEDGER_PRICE_CATALOGUE")
     audit.add_argument("--price-catalogue", type=Path, default=catalogue,
@@ -30,7 +36,7 @@ def register_audit(report: argparse.ArgumentParser, database_url: str) -> None:
 def _audit(args: argparse.Namespace) -> int:
     import psycopg
 
-    from services.ledger import audit_data, audit_html, params
+    from services.ledger import audit_data, audit_html, params, pdf
     from services.ledger.catalogue import DEFAULT_CATALOGUE, load_catalogue
     from services.ledger.errors import BadParameter
 
@@ -46,7 +52,15 @@ def _audit(args: argparse.Namespace) -> int:
         return _fail(f"--{exc.field.replace('licensee_id', 'licensee')}: {exc.reason}")
     except (psycopg.Error, TollgateError) as exc:
         return _fail(f"audit report failed: {exc}")
-    args.output.write_text(audit_html.render(facts, SystemClock().now()), encoding="utf-8")
+    document = audit_html.render(facts, SystemClock().now())
+    if args.output.suffix.lower() == ".pdf":
+        chromium = os.environ.get("TOLLGATE_LEDGER_CHROMIUM", "").strip() or "chromium"
+        try:
+            args.output.write_bytes(pdf.html_to_pdf(document, chromium))
+        except pdf.PdfUnavailable as exc:
+            return _fail(f"no PDF written: {exc}")
+    else:
+        args.output.write_text(document, encoding="utf-8")
     print(f"audit report of {licensee} for {start:%Y-%m-%d} to {end:%Y-%m-%d} written to {args.output}")
     return 0
 

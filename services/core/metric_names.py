@@ -51,6 +51,8 @@ EVENT_TIME_LAG_SECONDS: Final = "tollgate_event_time_lag_seconds"  # histogram: 
 LEDGER_ENTRIES_WRITTEN: Final = "tollgate_ledger_entries_written"  # counter {kind}
 # gauge {partition}: records behind the end offset
 LEDGER_CONSUMER_LAG: Final = "tollgate_ledger_consumer_lag"
+# gauge {partition}: alert records behind the end offset of the alerts topic
+LEDGER_ALERTS_CONSUMER_LAG: Final = "tollgate_ledger_alerts_consumer_lag"
 LEDGER_LAST_WRITE_TIMESTAMP: Final = "tollgate_ledger_last_write_timestamp_seconds"  # gauge: unix seconds
 LEDGER_INVOICED_MINOR: Final = "tollgate_ledger_invoiced_minor"  # counter {currency}
 
@@ -73,6 +75,7 @@ KINDS: Final[dict[str, Kind]] = {
     EVENT_TIME_LAG_SECONDS: "histogram",
     LEDGER_ENTRIES_WRITTEN: "counter",
     LEDGER_CONSUMER_LAG: "gauge",
+    LEDGER_ALERTS_CONSUMER_LAG: "gauge",
     LEDGER_LAST_WRITE_TIMESTAMP: "gauge",
     LEDGER_INVOICED_MINOR: "counter",
 }
@@ -98,6 +101,7 @@ LABELS: Final[dict[str, tuple[str, ...]]] = {
     EVENT_TIME_LAG_SECONDS: (),
     LEDGER_ENTRIES_WRITTEN: ("kind",),
     LEDGER_CONSUMER_LAG: ("partition",),
+    LEDGER_ALERTS_CONSUMER_LAG: ("partition",),
     LEDGER_LAST_WRITE_TIMESTAMP: (),
     LEDGER_INVOICED_MINOR: ("currency",),
 }

@@ -247,6 +247,7 @@ def create_app(
         Route(base + "/ledger", api.guard(READERS, api.ledger)),
         Route(base + "/usage-report", api.guard(READERS, api.usage_report)),
         Route(base + "/audit-report", api.guard(READERS, reports.audit_report)),
+        Route(base + "/alerts", api.guard(READERS, reports.alerts)),
         Route(base + "/exposure/{month}", api.guard(READERS, exposure.exposure)),
         Route("/v1/usage", api.guard(READERS, reports.usage)),
         Route(base + "/adjustments", api.guard(WRITERS, api.adjust), methods=["POST"]),

@@ -1,4 +1,4 @@
-"""Route handlers for usage queries, chain verification and the audit document, beside the core routes."""
+"""Route handlers for usage queries, chain verification, alerts and the audit document (HTML, JSON, PDF)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.core.tokens import Principal
-from services.ledger import audit_data, audit_html, chain_store, params, render, usage_query
-from services.ledger.api import LedgerApi, query, respond
+from services.ledger import (
+    alerts_store,
+    audit_data,
+    audit_html,
+    chain_store,
+    params,
+    pdf,
+    render,
+    usage_query,
+)
+from services.ledger.api import LedgerApi, Refusal, query, respond
 from services.ledger.catalogue import Catalogue
 
 VERIFY_COLUMNS = ("table", "licensee_id", "rows", "head_seq", "head_hash")
@@ -16,7 +25,7 @@ HTML_HEADERS = {"Content-Security-Policy": audit_html.CSP, "X-Content-Type-Optio
 
 
 class ReportRoutes:
-    """`GET /v1/usage` and `GET /v1/licensees/{id}/audit-report`, through a LedgerApi's connections."""
+    """`GET /v1/usage`, `.../ledger/verify`, `.../alerts` and `.../audit-report`, through a LedgerApi."""
 
     def __init__(self, api: LedgerApi, catalogue: Catalogue) -> None:
         self.api, self.catalogue = api, catalogue
@@ -34,8 +43,17 @@ class ReportRoutes:
         found = await run_in_threadpool(self.api.read, chain_store.verify, licensee)
         return respond(request, found, VERIFY_COLUMNS, found["chains"])
 
+    async def alerts(self, request: Request, _: Principal) -> Response:
+        """`GET /v1/licensees/{id}/alerts?from=&to=&limit=`: the alerts whose window overlaps the period."""
+        licensee = params.licensee(request.path_params["licensee_id"])
+        found = query(request, ("from", "to", "limit"))
+        start, end = params.time_range(found)
+        read = (alerts_store.alerts, licensee, start, end, params.limit(found))
+        result = await run_in_threadpool(self.api.read, *read)
+        return respond(request, result, alerts_store.ALERT_CSV_COLUMNS, alerts_store.csv_rows(result))
+
     async def audit_report(self, request: Request, _: Principal) -> Response:
-        """`GET /v1/licensees/{id}/audit-report?from=&to=`: HTML (the default), or JSON when asked for."""
+        """`GET /v1/licensees/{id}/audit-report?from=&to=`: HTML (the default), JSON or PDF when asked for."""
         licensee = params.licensee(request.path_params["licensee_id"])
         start, end = params.required_range(query(request, ("from", "to")))
         read = (audit_data.audit_facts, licensee, start, end, self.catalogue)
@@ -43,7 +61,28 @@ class ReportRoutes:
         if wants_json(request.headers.get("accept", "")):
             return Response(render.to_json(facts), media_type="application/json")
         document = audit_html.render(facts, self.api.clock.now())
+        if wants_pdf(request.headers.get("accept", "")):
+            return await self._pdf(document, f"audit-{licensee}-{start:%Y%m%d}-{end:%Y%m%d}.pdf")
         return Response(document, media_type="text/html; charset=utf-8", headers=HTML_HEADERS)
+
+    async def _pdf(self, document: str, filename: str) -> Response:
+        settings = self.api.settings
+        try:
+            printed = await run_in_threadpool(
+                pdf.html_to_pdf, document, settings.chromium, settings.pdf_timeout_seconds
+            )
+        except pdf.PdfUnavailable as exc:
+            reason = f"application/pdf is unavailable: {exc}"
+            raise Refusal(503, "Accept", reason, {"Retry-After": "30"}) from exc
+        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in filename)
+        headers = {"Content-Disposition": f'inline; filename="{safe}"', "X-Content-Type-Options": "nosniff"}
+        return Response(printed, media_type="application/pdf", headers=headers)
+
+
+def wants_pdf(accept: str) -> bool:
+    """PDF only when asked for and HTML is not (a browser's Accept lists text/html)."""
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return "application/pdf" in types and "text/html" not in types
 
 
 def wants_json(accept: str) -> bool:

@@ -10,18 +10,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from services.core.agreements import parse_agreement
-from services.ledger import chain_store, repository
+from services.ledger import alerts_store, chain_store, repository
 from services.ledger.catalogue import Catalogue, default_catalogue
 from services.ledger.exposure_store import period_exposure
 from services.ledger.invoices import BILLED_BY_MONTH
 from services.ledger.pricing import Month
 
-# The ledger has no alerts table: alerts live on the alerts topic and in Prometheus/Alertmanager.
-ALERTS_NOTE = (
-    "The ledger does not store alerts: they are published on the Kafka topic tollgate.alerts.v1 and "
-    "raised in Prometheus and Alertmanager. This report cannot list them; ask the operator for that topic's "
-    "records for the period."
-)
+MAX_ALERTS = 5000  # a report lists at most this many; GET /v1/licensees/{id}/alerts pages through more
 VERSIONS = """SELECT agreement_version, loaded_at, document FROM agreements
     WHERE licensee_id = %s AND effective_from < %s::timestamptz
       AND (effective_to IS NULL OR effective_to > %s::timestamptz)
@@ -49,12 +44,13 @@ def audit_facts(
         adjustments = cursor.execute(ADJUSTMENTS, (licensee_id, start, end)).fetchall()
     billed = {row[0]: (int(row[1]), int(row[2])) for row in conn.execute(BILLED_BY_MONTH, (licensee_id,))}
     government_use = agreements[-1]["government_use"] if agreements else None
+    alerts = alerts_store.alerts(conn, licensee_id, start, end, MAX_ALERTS)
     return {
         "licensee_id": licensee_id, "from": start, "to": end,
         "name": agreements[-1]["name"] if agreements else licensee_id,
         "agreements": agreements, "usage": usage,
         "government": [{**org, "rule_kept": rule_kept(government_use, org)} for org in usage["government"]],
-        "alerts": None, "alerts_note": ALERTS_NOTE,
+        "alerts": alerts["alerts"], "alerts_truncated": alerts["truncated"],
         "invoices": [i for i in invoices if i is not None], "adjustments": adjustments,
         "cross_check": cross_check(usage["apps"], billed),
         "chain_heads": chain_store.heads(conn, licensee_id),

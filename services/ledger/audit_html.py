@@ -21,7 +21,8 @@ STYLE = """body{font:14px/1.4 sans-serif;margin:2em;color:#111}h1{font-size:22px
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#a00;font-weight:bold}.ok{color:#060}
 svg text{font:12px sans-serif}.chart-title{font-weight:bold}.bar{fill:#4a7bb7}.axis{stroke:#888}
-.access{fill:#e0a030}.mark{fill:#333}.notice{fill:#060}@media print{h2{break-after:avoid}}"""
+.access{fill:#e0a030}.mark{fill:#333}.notice{fill:#060}code{white-space:nowrap}
+@page{size:A4 landscape;margin:12mm}@media print{body{margin:0;font-size:11px}h2{break-after:avoid}}"""
 
 
 def text(value: Any) -> str:
@@ -74,7 +75,8 @@ def render(facts: Mapping[str, Any], generated_at: datetime) -> str:
     from services.ledger import audit_exposure, audit_sections  # they build on this module's helpers
 
     title = f"Audit evidence report: {facts['name']} ({facts['licensee_id']})"
-    sections = [_terms(facts), _usage(facts), _without_use_case(facts), _government(facts), _alerts(facts),
+    sections = [_terms(facts), _usage(facts), _without_use_case(facts), _government(facts),
+                audit_sections.alerts_raised(facts),
                 _invoices(facts), _cross_check(facts), audit_exposure.exposure_section(facts),
                 audit_sections.chain_heads(facts)]  # fmt: skip
     period = f"{text(facts['from'])} to {text(facts['to'])} (exclusive)"
@@ -143,10 +145,6 @@ def _government(facts: Mapping[str, Any]) -> str:
         parts += [f'<h3 class="org">{text(g["org_id"])}</h3>', table(headers, rows),
                   timeline(g["first_seen"], g["last_seen"], g["notified_at"])]  # fmt: skip
     return "".join(parts)
-
-
-def _alerts(facts: Mapping[str, Any]) -> str:
-    return f"<h2>Alerts raised</h2><p>{escape(facts['alerts_note'])}</p>"
 
 
 def _invoices(facts: Mapping[str, Any]) -> str:

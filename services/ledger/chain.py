@@ -24,6 +24,7 @@ CHAINED_TABLES: dict[str, str] = {
     "invoices": "invoice_id",
     "invoice_lines": "invoice_id || '#' || line_no",
     "ledger_entries": "entry_id::text",
+    "alerts": "alert_id::text",  # migration 0007: its own trigger function, the same link
 }
 
 

@@ -58,15 +58,7 @@ UsageRow = tuple[Any, ...]
 
 def decode(value: bytes | None) -> UsageRecorded:
     """The billable delta in a record's value; raise Rejected with a reason naming the problem."""
-    if value is None:
-        raise Rejected("record has no value")
-    try:
-        envelope = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise Rejected(f"not JSON: {exc}") from exc
-    found = problems(BILLABLE_TYPE, envelope)
-    if found:
-        raise Rejected("; ".join(f"{p['field']}: {p['reason']}" for p in found[:5]))
+    envelope = checked_envelope(value, BILLABLE_TYPE)
     try:
         usage = UsageRecorded.from_cloudevent(envelope)
         canonical = str(uuid.UUID(usage.usage_id))
@@ -75,9 +67,23 @@ def decode(value: bytes | None) -> UsageRecorded:
         raise Rejected(f"data: {exc}") from exc
     check(usage)
     # PostgreSQL text cannot hold NUL; refusing it here keeps one bad record from stalling a whole batch.
-    if b"\\u0000" in value and _has_nul(envelope):
+    if value and b"\\u0000" in value and has_nul(envelope):
         raise Rejected("data: strings must not contain NUL characters")
     return usage if canonical == usage.usage_id else dataclasses.replace(usage, usage_id=canonical)
+
+
+def checked_envelope(value: bytes | None, event_type: str) -> Any:
+    """A record's value parsed and valid against `event_type`'s schema; Rejected names the first problems."""
+    if value is None:
+        raise Rejected("record has no value")
+    try:
+        envelope = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(f"not JSON: {exc}") from exc
+    found = problems(event_type, envelope)
+    if found:
+        raise Rejected("; ".join(f"{p['field']}: {p['reason']}" for p in found[:5]))
+    return envelope
 
 
 def check(usage: UsageRecorded) -> None:
@@ -118,13 +124,14 @@ def _check_reference(reference: tuple[str, int, int, int]) -> None:
         raise Rejected("data.reference.first_offset: must not exceed last_offset")
 
 
-def _has_nul(document: Any) -> bool:
+def has_nul(document: Any) -> bool:
+    """Whether any string (key or value) in the JSON `document` holds a NUL character."""
     if isinstance(document, str):
         return "\x00" in document
     if isinstance(document, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in document.items())
+        return any(has_nul(k) or has_nul(v) for k, v in document.items())
     if isinstance(document, list):
-        return any(_has_nul(v) for v in document)
+        return any(has_nul(v) for v in document)
     return False
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 from kafka.errors import KafkaError
+from prometheus_client import Gauge
 
 from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, UsageRow, decode, to_row
 from services.ledger.dead_letters import DeadLetterPublisher, dead_letter_rows
@@ -74,7 +75,13 @@ TRANSIENT = (psycopg.Error, KafkaError, KafkaFailure, OSError, LedgerError)
 
 
 class LedgerConsumer:
-    """One consumer of the billable topic; `run` until stopped, or `drain` what is there (tests, bench)."""
+    """One consumer of the billable topic; `run` until stopped, or `drain` what is there (tests, bench).
+
+    A subclass consumes another topic the same way by overriding `kind`, `_prepare`, `_decode`, `_insert`
+    and `_lag` (services/ledger/alert_consumer.py).
+    """
+
+    kind = "usage"
 
     def __init__(
         self, settings: LedgerSettings, metrics: LedgerMetrics | None = None, database_url: str | None = None
@@ -128,7 +135,7 @@ class LedgerConsumer:
         self._past_markers(kafka, ends)
         if ends:
             rows, dead = self._decode(records)
-            if dead:
+            if dead and self.settings.dlq_topic:  # no DLQ topic: the dead_letters table only
                 s = self.settings
                 self._dlq = self._dlq or DeadLetterPublisher(
                     s.kafka_bootstrap, s.dlq_topic, security=s.kafka_security
@@ -136,7 +143,7 @@ class LedgerConsumer:
                 self._dlq.publish(dead)
             inserted = self._write(rows, dead, ends)
             self.positions.update(ends)
-            self.metrics.written("usage", inserted)
+            self.metrics.written(self.kind, inserted)
         self._report_lag(kafka)
         return len(records)
 
@@ -193,12 +200,7 @@ class LedgerConsumer:
         inserted = 0
         with self._conn.transaction(), self._conn.cursor() as cursor:
             if rows:
-                with cursor.copy(COPY_STAGING) as copy:
-                    copy.set_types(list(USAGE_TYPES))
-                    for row in rows:
-                        copy.write_row(row)
-                cursor.execute(INSERT_USAGE)
-                inserted = cursor.rowcount
+                inserted = self._insert(cursor, rows)
             if dead:
                 cursor.executemany(INSERT_DEAD, dead_letter_rows(dead))
             cursor.execute(
@@ -207,13 +209,29 @@ class LedgerConsumer:
             )
         return inserted
 
+    def _insert(self, cursor: psycopg.Cursor[Any], rows: Sequence[Any]) -> int:
+        """Store the batch's new rows inside its open transaction; return how many were new."""
+        with cursor.copy(COPY_STAGING) as copy:
+            copy.set_types(list(USAGE_TYPES))
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(INSERT_USAGE)
+        return cursor.rowcount
+
+    def _prepare(self, conn: psycopg.Connection) -> None:
+        """Session setup on a new connection: the staging table the COPY fills."""
+        conn.execute(STAGING_DDL)
+
+    def _lag(self) -> Gauge:
+        return self.metrics.lag
+
     def _ensure_ready(self) -> Fetcher:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
                 self.database_url, connect_timeout=5, keepalives=1, keepalives_idle=10
             )
             with self._conn.transaction():
-                self._conn.execute(STAGING_DDL)
+                self._prepare(self._conn)
             self._needs_seek = True
         if self._kafka is None:
             self._kafka = self._new_kafka()
@@ -248,7 +266,7 @@ class LedgerConsumer:
         for partition in kafka.partitions:
             highwater = kafka.highwater(partition)
             if highwater is not None:
-                self.metrics.lag.labels(str(partition)).set(
+                self._lag().labels(str(partition)).set(
                     max(0, highwater - self.positions.get(partition, 0))
                 )
 

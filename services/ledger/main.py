@@ -1,4 +1,5 @@
-"""`tollgate serve ledger`: migrations, the consumer thread, periodic invoicing and the finance/audit API."""
+"""`tollgate serve ledger`: migrations, the consumer threads (billable usage, alerts), periodic invoicing
+and the finance/audit API."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prometheus_client import start_http_server
 from services.core.clock import Clock, SystemClock
 from services.core.shutdown import keep_exit_graceful
 from services.core.tokens import FileTokenStore
+from services.ledger.alert_consumer import AlertConsumer
 from services.ledger.api import create_app
 from services.ledger.catalogue import load_catalogue
 from services.ledger.consumer import LedgerConsumer
@@ -65,6 +67,9 @@ def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
             name="ledger-invoicer",
         ),
     ]
+    if settings.consume_alerts:
+        alerts = AlertConsumer(settings, metrics)
+        workers.append(threading.Thread(target=alerts.run, args=(stop,), name="ledger-alerts"))
     for worker in workers:
         worker.start()
     tokens = FileTokenStore(settings.tokens_file)
@@ -73,11 +78,12 @@ def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
         app, settings.host, settings.port, settings.http, lifespan="off", timeout_graceful_shutdown=10
     )
     log.info(
-        "ledger on http://%s:%d, metrics on :%d, consuming %s",
+        "ledger on http://%s:%d, metrics on :%d, consuming %s and %s",
         settings.host,
         settings.port,
         settings.metrics_port,
         settings.topic,
+        settings.alerts_topic if settings.consume_alerts else "no alerts",
     )
     # Without this the signal uvicorn raises again would kill us before the consumer finishes its batch.
     keep_exit_graceful(stop.set)

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.core import metric_names as names
 
-KINDS = ("usage", "invoice_line", "adjustment")
+KINDS = ("usage", "invoice_line", "adjustment", "alert")
 
 
 class LedgerMetrics:
@@ -18,13 +18,19 @@ class LedgerMetrics:
         self.registry = registry or CollectorRegistry()
         self.entries = Counter(
             names.LEDGER_ENTRIES_WRITTEN,
-            "Rows appended, by kind (usage = usage_entries rows)",
+            "Rows appended, by kind (usage = usage_entries rows, alert = alerts rows)",
             ["kind"],
             registry=self.registry,
         )
         self.lag = Gauge(
             names.LEDGER_CONSUMER_LAG,
             "Billable records behind the end of each partition",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.alerts_lag = Gauge(
+            names.LEDGER_ALERTS_CONSUMER_LAG,
+            "Alert records behind the end of each partition of the alerts topic",
             ["partition"],
             registry=self.registry,
         )

@@ -97,10 +97,15 @@ def openapi_document() -> dict[str, Any]:
                              "content": {"application/json": {"schema": adjustment}}})},
             base + "/audit-report": {"get": _operation(
                 "the audit evidence report as a self-contained HTML document (JSON with Accept: "
-                "application/json)", [_LICENSEE, *_REQUIRED_RANGE], "200",
+                "application/json, PDF with Accept: application/pdf)", [_LICENSEE, *_REQUIRED_RANGE], "200",
                 responses={"200": {"description": "the document", "content": {
                     "text/html": {"schema": {"type": "string"}},
-                    "application/json": {"schema": {"type": "object"}}}}})},
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+                    "503": _error("PostgreSQL is unavailable, or no PDF can be printed now")})},
+            base + "/alerts": {"get": _operation(
+                "alerts the processor raised whose window overlaps [from, to), with their evidence",
+                [_LICENSEE, *_RANGE, _LIMIT], "200")},
             "/v1/usage": {"get": _operation(
                 "usage per window and dimension, by event time (finance, auditor)",
                 [_param("licensee", "query", {"type": "string", "pattern": _ID}),

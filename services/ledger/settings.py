@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from services.core import topics
@@ -18,6 +20,7 @@ from services.serving.limits import HttpLimits
 DEFAULT_APP_ROLE = "tollgate_app"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])\Z")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def role_of(url: str, default: str = DEFAULT_APP_ROLE) -> str:
@@ -56,6 +59,14 @@ class LedgerSettings:
     http: HttpLimits = field(default_factory=HttpLimits)
     # The published tiers that unbilled exposure is priced on (`TOLLGATE_LEDGER_PRICE_CATALOGUE`).
     price_catalogue: Path = DEFAULT_CATALOGUE
+    # The alerts the processor raised, kept for the audit report (services/ledger/alert_consumer.py);
+    # an empty DLQ topic keeps refused alert records in the dead_letters table only.
+    consume_alerts: bool = True
+    alerts_topic: str = topics.ALERTS
+    alerts_dlq_topic: str = ""
+    # The audit report as PDF: headless Chromium's print-to-PDF (services/ledger/pdf.py).
+    chromium: str = "chromium"
+    pdf_timeout_seconds: float = 60.0
 
     @property
     def app_role(self) -> str:
@@ -98,6 +109,7 @@ class LedgerSettings:
                 environ.get("TOLLGATE_LEDGER_PRICE_CATALOGUE", "").strip() or DEFAULT_CATALOGUE
             ),
         )
+        settings = dataclasses.replace(settings, **_alert_and_pdf(environ))
         settings.check()
         return settings
 
@@ -108,6 +120,8 @@ class LedgerSettings:
         for name, topic in (
             ("TOLLGATE_LEDGER_TOPIC", self.topic),
             ("TOLLGATE_LEDGER_DLQ_TOPIC", self.dlq_topic),
+            ("TOLLGATE_LEDGER_ALERTS_TOPIC", self.alerts_topic),
+            *([("TOLLGATE_LEDGER_ALERTS_DLQ_TOPIC", self.alerts_dlq_topic)] if self.alerts_dlq_topic else []),
         ):
             if not _TOPIC.match(topic):
                 raise SettingsError(f"{name} is not a valid Kafka topic name: {topic!r}")
@@ -115,6 +129,19 @@ class LedgerSettings:
             raise SettingsError("TOLLGATE_LEDGER_BILLING_START must be YYYY-MM")
         if not self.price_catalogue.is_file():
             raise SettingsError(f"TOLLGATE_LEDGER_PRICE_CATALOGUE is not a file: {self.price_catalogue}")
+
+
+def _alert_and_pdf(environ: Mapping[str, str]) -> dict[str, Any]:
+    consume = environ.get("TOLLGATE_LEDGER_CONSUME_ALERTS", "").strip().lower() or "true"
+    if consume not in _BOOLEANS:
+        raise SettingsError(f"TOLLGATE_LEDGER_CONSUME_ALERTS must be true or false, got {consume!r}")
+    return {
+        "consume_alerts": _BOOLEANS[consume],
+        "alerts_topic": environ.get("TOLLGATE_LEDGER_ALERTS_TOPIC", "").strip() or topics.ALERTS,
+        "alerts_dlq_topic": environ.get("TOLLGATE_LEDGER_ALERTS_DLQ_TOPIC", "").strip(),
+        "chromium": environ.get("TOLLGATE_LEDGER_CHROMIUM", "").strip() or "chromium",
+        "pdf_timeout_seconds": number(environ, "TOLLGATE_LEDGER_PDF_TIMEOUT_SECONDS", 60.0, 1.0),
+    }
 
 
 def _partitions(raw: str) -> tuple[int, ...] | None:

@@ -43,7 +43,7 @@ def test_the_key_figures_appear_as_rendered_text(report_page: Path) -> None:
     shown = visible_text(render(report_page, report_page.parent).dom)
     for figure in ("Audit evidence report: Omnisoft Corporation (omnisoft)", "USD 150,775.00",
                    "gov-intel-agency", "gov-statistics-office", "omni-shadow", "3,240", "81,000",
-                   "The ledger does not store alerts", "matches",
+                   "Alerts raised", "government.unnotified", "rate.breach", "matches",
                    # Unbilled exposure: the enterprise list price against the deal's invoice, and the gap
                    "Unbilled exposure", "USD 167,253.66", "Unbilled exposure: USD 16,478.66."):  # fmt: skip
         assert figure in shown, figure

@@ -56,7 +56,7 @@ def test_the_html_report_holds_the_key_figures_of_the_period(client: TestClient)
     assert "script-src" not in answer.headers["content-security-policy"]  # default-src 'none' forbids it
     html = answer.text
     for figure in ("USD 150,775.00", "gov-intel-agency", "gov-statistics-office", "omni-shadow", "<svg",
-                   "The ledger does not store alerts", "matches"):  # fmt: skip
+                   "No alert was raised for this period.", "matches"):  # fmt: skip
         assert figure in html, figure
     assert "DIFFERS" not in html and "not invoiced yet" not in html
 
@@ -77,7 +77,7 @@ def test_the_json_facts_split_each_org_at_its_notice_and_judge_the_rule(client: 
         0, 20, True)  # fmt: skip
     assert [(c["month"], c["calls"], c["invoiced_calls"], c["status"]) for c in facts["cross_check"]] == [
         ("2026-10", 3_240, 3_240, "matches")]  # fmt: skip
-    assert facts["alerts"] is None and [a["in_force"] for a in facts["agreements"]] == [True]
+    assert facts["alerts"] == [] and [a["in_force"] for a in facts["agreements"]] == [True]
 
 
 def test_the_report_states_its_period_or_is_refused_naming_the_missing_bound(client: TestClient) -> None:

@@ -15,7 +15,8 @@ from services.ledger.settings import role_of
 
 pytestmark = pytest.mark.integration
 
-LEDGER_TABLES = ("agreements", "usage_entries", "invoices", "invoice_lines", "ledger_entries", "dead_letters")
+LEDGER_TABLES = ("agreements", "usage_entries", "invoices", "invoice_lines", "ledger_entries", "dead_letters",
+                 "alerts")  # fmt: skip
 
 
 def test_migrations_apply_to_an_empty_schema_and_a_second_run_changes_nothing(
@@ -56,6 +57,8 @@ def _refusal(db: LedgerDb, url: str, statement: str) -> str:
     "TRUNCATE ledger_entries",
     "UPDATE usage_entries SET calls = 0",
     "DELETE FROM invoices",
+    "UPDATE alerts SET severity = 'warning'",
+    "DELETE FROM alerts",
 ])  # fmt: skip
 def test_the_service_role_cannot_update_or_delete_ledger_rows(ledger_db: LedgerDb, statement: str) -> None:
     assert "permission denied" in _refusal(ledger_db, ledger_db.app_url, statement)
@@ -63,7 +66,8 @@ def test_the_service_role_cannot_update_or_delete_ledger_rows(ledger_db: LedgerD
 
 
 @pytest.mark.parametrize(
-    "statement", ["UPDATE ledger_entries SET amount_minor = 0", "DELETE FROM ledger_entries"]
+    "statement",
+    ["UPDATE ledger_entries SET amount_minor = 0", "DELETE FROM ledger_entries", "TRUNCATE alerts"],
 )
 def test_even_the_owner_hits_the_append_only_trigger(ledger_db: LedgerDb, statement: str) -> None:
     assert "append-only" in _refusal(ledger_db, ledger_db.owner_url, statement)
