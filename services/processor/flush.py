@@ -42,8 +42,12 @@ class UsageFlush:
         sent = 0
         for licensee in state.due(self.clock.now().timestamp(), self.every):
             prefix = licensee.encode()
-            buckets = batch.get(prefix, usage.OPEN_KEY, None)
-            for delta in usage.deltas(licensee, buckets or {}, self.input_topic, partition):
+            buckets = {}
+            for bucket in batch.get(prefix, usage.OPEN_KEY, None) or []:
+                key = usage.BUCKET_PREFIX + bucket
+                buckets[bucket] = batch.get(prefix, key, None)
+                batch.delete(prefix, key)
+            for delta in usage.deltas(licensee, buckets, self.input_topic, partition):
                 produce(self.billable_topic, prefix, dumps(delta.to_cloudevent()))
                 sent += 1
             batch.delete(prefix, usage.OPEN_KEY)

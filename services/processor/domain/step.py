@@ -103,12 +103,23 @@ def decide(
     decision = Decision(COUNTED, event_time, stream_time=moved)
     horizon = policy.dedupe_horizon.total_seconds()
     decision.writes.append(Write(key, int(event_time), event_time + horizon + _MARGIN))
-    # Open buckets never expire: they leave the state only as billable deltas (usage.py).
-    buckets = state.get(usage.OPEN_KEY)
-    decision.writes.append(Write(usage.OPEN_KEY, usage.add(buckets, call, agreement, position), None))
-    decision.opened_usage = buckets is None
+    _bill(decision, call, state, agreement, position)
     _count(decision, call, state, agreement, now, lateness)
     return decision
+
+
+def _bill(
+    decision: Decision, call: ApiCall, state: StateReader, agreement: Agreement | None, position: int
+) -> None:
+    """Add the call to its open usage bucket; a bucket never expires: it leaves only as a delta."""
+    bucket = usage.bucket_id(call, agreement)
+    key = usage.BUCKET_PREFIX + bucket
+    held = state.get(key)
+    decision.writes.append(Write(key, usage.add(held, call, position), None))
+    if held is None:
+        index = state.get(usage.OPEN_KEY) or []
+        decision.writes.append(Write(usage.OPEN_KEY, [*index, bucket], None))
+        decision.opened_usage = not index
 
 
 def _count(

@@ -1,7 +1,8 @@
 """Billable usage, aggregated: one open bucket per licensee, UTC hour, app, requester org and notice.
 
-Pure. A counted call adds itself to its bucket in the licensee's open buckets (one state value, key
-`u`); the edge flushes a licensee's open buckets as billable deltas every `flush` seconds of its clock
+Pure. A counted call adds itself to its bucket (key `b:<bucket id>` of the licensee's state; the list of
+the licensee's open bucket ids is key `u`, written only when a bucket opens, so a call writes one small
+value); the edge flushes a licensee's open buckets as billable deltas every `flush` seconds of its clock
 (README "Billable usage"), so the ledger stores rows that grow with buckets, not with calls. The deltas
 leave in the same Kafka transaction as the state that forgets them, so each counted call is billed
 exactly once. A delta's `usage_id` is derived from its licensee, bucket and the input position of its
@@ -20,10 +21,12 @@ from services.core.events import ApiCall, UsageRecorded, parse_time
 from services.processor.domain import windows
 
 OPEN_KEY = "u"
+BUCKET_PREFIX = "b:"
 _NAMESPACE = uuid.UUID("5b0d7c3e-8f1a-4c52-9a57-2f1c0e6d4b21")
 _HOUR_S = 3600
 # An open bucket: [calls, records, first event ms, last event ms, first position, last position].
-OpenBuckets = Mapping[str, list[int]]
+Held = list[int]
+OpenBuckets = Mapping[str, Held]
 
 
 def notified(call: ApiCall, agreement: Agreement | None) -> bool | None:
@@ -44,27 +47,13 @@ def bucket_id(call: ApiCall, agreement: Agreement | None) -> str:
     return f"{hour}|{call.app_id}|{call.org_id or ''}|{call.org_type or ''}|{notice}"
 
 
-def add(
-    found: OpenBuckets | None, call: ApiCall, agreement: Agreement | None, position: int
-) -> dict[str, list[int]]:
-    """The open buckets with `call` (read at input `position`) added; `found` is left as it was."""
+def add(held: Held | None, call: ApiCall, position: int) -> Held:
+    """The bucket `held` with `call` (read at input `position`) added; `held` is left as it was."""
     at = int(windows.epoch(call.time) * 1000)
-    key = bucket_id(call, agreement)
-    buckets = dict(found) if found else {}
-    held = buckets.get(key)
     if held is None:
-        buckets[key] = [1, call.records, at, at, position, position]
-    else:
-        calls, records, first, last, first_position, _ = held
-        buckets[key] = [
-            calls + 1,
-            records + call.records,
-            min(first, at),
-            max(last, at),
-            first_position,
-            position,
-        ]
-    return buckets
+        return [1, call.records, at, at, position, position]
+    calls, records, first, last, first_position, _ = held
+    return [calls + 1, records + call.records, min(first, at), max(last, at), first_position, position]
 
 
 def deltas(licensee_id: str, buckets: OpenBuckets, topic: str, partition: int) -> list[UsageRecorded]:

@@ -73,8 +73,9 @@ def aggregated(stream: list[ApiCall]) -> list[UsageRecorded]:
     for position, call in enumerate(stream):
         if position % FLUSH == 0:
             out += flushed(opened)
-        licensee = call.licensee_id
-        opened[licensee] = usage.add(opened.get(licensee), call, in_force(found, call), position)
+        buckets = opened.setdefault(call.licensee_id, {})
+        bucket = usage.bucket_id(call, in_force(found, call))
+        buckets[bucket] = usage.add(buckets.get(bucket), call, position)
     return out + flushed(opened)
 
 

@@ -82,7 +82,7 @@ class Feed:
     def send(self, c: ApiCall) -> Outcome:
         """Decide one call and apply what was decided."""
         d = self.simulation.feed(c)
-        billed = any(w.key == usage.OPEN_KEY for w in d.writes)
+        billed = any(w.key.startswith(usage.BUCKET_PREFIX) for w in d.writes)
         return Outcome(d.kind, billed, [a.to_cloudevent() for a in d.alerts], d.reason, d)
 
     def many(self, calls: list[ApiCall]) -> list[Outcome]:
@@ -100,7 +100,7 @@ class Feed:
     def open_usage(self) -> dict[str, list[int]]:
         """The licensee's open usage buckets: bucket id -> [calls, records, first ms, last ms, ...]."""
         state = self.simulation.partitions[0].licensee(self.licensee)
-        return dict(state.get(usage.OPEN_KEY) or {})
+        return {b: state.get(usage.BUCKET_PREFIX + b) for b in state.get(usage.OPEN_KEY) or []}
 
 
 def rules_fired(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:

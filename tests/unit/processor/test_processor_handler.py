@@ -75,8 +75,8 @@ def test_a_counted_call_emits_nothing_itself_but_joins_its_licensees_open_usage(
 
 
 def _open_calls(edge: Edge) -> int:
-    buckets = edge.partition.licensee("pebble").get(usage.OPEN_KEY) or {}
-    return sum(held[0] for held in buckets.values())
+    state = edge.partition.licensee("pebble")
+    return sum(state.get(usage.BUCKET_PREFIX + b)[0] for b in state.get(usage.OPEN_KEY) or [])
 
 
 @pytest.mark.parametrize(

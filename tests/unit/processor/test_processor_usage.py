@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from processor_helpers import OCT, agreements, call
+from processor_helpers import OCT, Feed, agreements, call
 
 from services.core.clock import FixedClock
 from services.core.events import UsageRecorded, loads
@@ -48,20 +48,34 @@ def test_a_government_call_without_an_agreement_counts_as_not_notified() -> None
     assert usage.notified(call(1, OCT), None) is None
 
 
-def test_adding_calls_sums_them_per_bucket_and_leaves_the_old_value_alone() -> None:
-    first = usage.add(None, call(1, OCT + timedelta(minutes=5), records=3), PEBBLE, 10)
-    second = usage.add(first, call(2, OCT, records=4), PEBBLE, 11)
-    third = usage.add(second, call(3, OCT, app="other-app", records=1), PEBBLE, 12)
-    key = f"{HOUR}|pebble-app|reader-1|commercial|"
-    assert first == {key: [1, 3, (HOUR + 300) * 1000, (HOUR + 300) * 1000, 10, 10]}
-    assert second[key] == [2, 7, HOUR * 1000, (HOUR + 300) * 1000, 10, 11]
-    assert len(third) == 2 and len(second) == 1
+def test_adding_calls_sums_them_in_the_bucket_and_leaves_the_old_value_alone() -> None:
+    first = usage.add(None, call(1, OCT + timedelta(minutes=5), records=3), 10)
+    second = usage.add(first, call(2, OCT, records=4), 11)
+    assert first == [1, 3, (HOUR + 300) * 1000, (HOUR + 300) * 1000, 10, 10]
+    assert second == [2, 7, HOUR * 1000, (HOUR + 300) * 1000, 10, 11]
+
+
+def opened(calls: list[Any], agreement: Any = PEBBLE, start: int = 0) -> dict[str, list[int]]:
+    """The open buckets of `calls`, read from input positions `start`, `start + 1`, ..."""
+    buckets: dict[str, list[int]] = {}
+    for position, one in enumerate(calls, start):
+        bucket = usage.bucket_id(one, agreement)
+        buckets[bucket] = usage.add(buckets.get(bucket), one, position)
+    return buckets
+
+
+def test_a_counted_call_writes_its_bucket_and_the_bucket_list_only_when_it_opens_a_bucket() -> None:
+    feed = Feed(agreement=PEBBLE)
+    keys = [
+        sorted(w.key for w in feed.send(call(n, OCT + timedelta(minutes=n))).decision.writes) for n in (1, 2)
+    ]
+    assert [[k for k in found if k[:2] in ("b:", "u")] for found in keys] == [
+        [f"b:{HOUR}|pebble-app|reader-1|commercial|", "u"], [f"b:{HOUR}|pebble-app|reader-1|commercial|"],
+    ]  # fmt: skip
 
 
 def test_the_deltas_of_open_buckets_are_schema_valid_and_add_up_to_the_calls() -> None:
-    buckets: dict[str, list[int]] = {}
-    for n in range(5):
-        buckets = usage.add(buckets, call(n, OCT + timedelta(minutes=20 * n), records=n), PEBBLE, 100 + n)
+    buckets = opened([call(n, OCT + timedelta(minutes=20 * n), records=n) for n in range(5)], start=100)
     deltas = usage.deltas("pebble", buckets, "calls", 3)
     assert [(d.period_start, d.calls, d.records) for d in deltas] == [
         (OCT, 3, 0 + 1 + 2), (OCT + timedelta(hours=1), 2, 3 + 4),
@@ -76,8 +90,8 @@ def test_the_deltas_of_open_buckets_are_schema_valid_and_add_up_to_the_calls() -
 
 
 def test_a_deltas_usage_id_depends_on_its_bucket_and_first_input_position_only() -> None:
-    buckets = usage.add(None, call(1, OCT), PEBBLE, 7)
-    more = usage.add(buckets, call(2, OCT), PEBBLE, 9)
+    buckets = opened([call(1, OCT)], start=7)
+    more = opened([call(1, OCT), call(2, OCT)], start=7)
     (one,), (two,) = usage.deltas("pebble", buckets, "calls", 0), usage.deltas("pebble", more, "calls", 0)
     assert one.usage_id == two.usage_id
     (other,) = usage.deltas("pebble", buckets, "calls", 1)
@@ -119,12 +133,11 @@ def test_a_batch_reads_each_key_once_and_writes_each_touched_key_once_with_its_l
 def test_a_flush_sends_only_the_due_licensees_buckets_and_forgets_them() -> None:
     clock = FixedClock(datetime(2026, 11, 1, tzinfo=UTC))
     now = clock.now().timestamp()
-    due, fresh = (
-        usage.add(None, call(1, OCT), PEBBLE, 5),
-        usage.add(None, call(2, OCT, licensee="omni"), None, 6),
-    )
+    due, fresh = opened([call(1, OCT)], start=5), opened([call(2, OCT, licensee="omni")], None, 6)
     stored = {
-        (b"pebble", usage.OPEN_KEY): due, (b"omni", usage.OPEN_KEY): fresh,
+        **{(b"pebble", usage.BUCKET_PREFIX + b): held for b, held in due.items()},
+        **{(b"omni", usage.BUCKET_PREFIX + b): held for b, held in fresh.items()},
+        (b"pebble", usage.OPEN_KEY): list(due), (b"omni", usage.OPEN_KEY): list(fresh),
         (PARTITION_PREFIX, OPEN_USAGE): {"pebble": now - 300, "omni": now - 10},
     }  # fmt: skip
     transaction = FakeTransaction(stored)
@@ -138,9 +151,9 @@ def test_a_flush_sends_only_the_due_licensees_buckets_and_forgets_them() -> None
     ]
     assert flush.next_due(state) == now - 10 + 300
     batch.write()
-    assert (b"pebble", usage.OPEN_KEY) not in transaction.stored
+    assert not [key for prefix, key in transaction.stored if prefix == b"pebble"]
     assert transaction.stored[(PARTITION_PREFIX, OPEN_USAGE)] == {"omni": now - 10}
-    assert transaction.stored[(b"omni", usage.OPEN_KEY)] == fresh
+    assert transaction.stored[(b"omni", usage.OPEN_KEY)] == list(fresh)
 
 
 def test_the_ticker_ticks_due_partitions_once_per_interval_and_all_of_them_every_sweep() -> None:
