@@ -41,6 +41,7 @@ class Shape:
     orgs: int = ORGS
     largest_per_day: int = LARGEST_PER_DAY
     flush_seconds: int = FLUSH_SECONDS
+    start: datetime = DAY  # the first flush window's start
 
     @property
     def calls_per_day(self) -> int:
@@ -73,9 +74,16 @@ class BillableStream:
                 yield delta
             flush += 1
 
+    def flushes(self, count: int) -> Iterator[UsageRecorded]:
+        """Every delta of the first `count` flush windows (a month: its seconds / flush_seconds)."""
+        for flush in range(count):
+            for delta in self._flush(flush):
+                self.calls += delta.calls
+                yield delta
+
     def _flush(self, flush: int) -> Iterator[UsageRecorded]:
         """Every licensee's deltas of one flush window."""
-        start = DAY + timedelta(seconds=flush * self.shape.flush_seconds)
+        start = self.shape.start + timedelta(seconds=flush * self.shape.flush_seconds)
         for licensee, rate in enumerate(self._rates):
             for app, org, weight in self._combos:
                 expected = rate * weight

@@ -36,6 +36,7 @@ from services.ledger.errors import LedgerError, Rejected
 from services.ledger.fastpath import FastRows
 from services.ledger.fetch import Fetcher, KafkaFailure
 from services.ledger.metrics import LedgerMetrics
+from services.ledger.partitions import MonthPartitions
 from services.ledger.settings import LedgerSettings
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class LedgerConsumer:
         self._fast = FastRows()
         self._needs_seek = True
         self._failures = 0
+        self._months = MonthPartitions()
+        self._period_start = USAGE_COLUMNS.index("period_start")
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set; each failure is rolled back and retried, never skipped."""
@@ -198,6 +201,7 @@ class LedgerConsumer:
     def _write(self, rows: Sequence[UsageRow], dead: Sequence[tuple[Any, str]], ends: dict[int, int]) -> int:
         assert self._conn is not None  # noqa: S101 - _ensure_ready connected
         inserted = 0
+        self._before_write(rows)
         with self._conn.transaction(), self._conn.cursor() as cursor:
             if rows:
                 inserted = self._insert(cursor, rows)
@@ -217,6 +221,11 @@ class LedgerConsumer:
                 copy.write_row(row)
         cursor.execute(INSERT_USAGE)
         return cursor.rowcount
+
+    def _before_write(self, rows: Sequence[Any]) -> None:
+        """Outside the batch's transaction: the month partitions its usage rows need."""
+        assert self._conn is not None  # noqa: S101 - _ensure_ready connected
+        self._months.ensure(self._conn, (row[self._period_start] for row in rows))
 
     def _prepare(self, conn: psycopg.Connection) -> None:
         """Session setup on a new connection: the staging table the COPY fills."""
@@ -279,6 +288,7 @@ class LedgerConsumer:
                 log.debug("closing a broken connection failed", exc_info=True)
             self._conn = None
         self._needs_seek = True
+        self._months.forget()
 
     def close(self) -> None:
         """Release Kafka and PostgreSQL; nothing is committed to Kafka."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from ledger_support import LedgerDb, ledger_schema, synthetic_billables
+from psycopg import sql
 from starlette.testclient import TestClient
 
 from services.cli import main as cli
@@ -125,11 +126,10 @@ def schema_before(database_url: str, app_url: str, tmp_path: Path, applied: int)
     for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:applied]:
         shutil.copy(path, early)
     with ledger_schema(database_url, app_url, "early") as db:
-        with psycopg.connect(db.owner_url) as conn:  # back to an empty schema
-            conn.execute("DROP TABLE agreements, usage_entries, invoices, invoice_lines, ledger_entries, "
-                         "dead_letters, consumer_offsets, schema_migrations CASCADE")  # fmt: skip
-            conn.execute("DROP FUNCTION ledger_chain_link, ledger_chain_forget, ledger_append_only, "
-                         "consumer_offsets_forward_only")  # fmt: skip
+        with psycopg.connect(db.owner_url) as conn:  # back to an empty schema, whatever later migrations made
+            name = sql.Identifier(db.schema)
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(name))
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(name))
         apply_migrations(db.owner_url, role_of(app_url), early)
         yield db
 
@@ -193,7 +193,7 @@ def test_links_made_before_the_aggregated_usage_migration_stay_valid_and_new_col
         early_rows(db, synthetic_billables(5, "acme"))
         with psycopg.connect(db.app_url) as conn:
             head = verify(conn, "acme")["chains"][0]["head_hash"]
-        assert apply_migrations(db.owner_url, role_of(app_database_url)) == ["0006_aggregated_usage"]
+        assert apply_migrations(db.owner_url, role_of(app_database_url))[0] == "0006_aggregated_usage"
         with psycopg.connect(db.app_url) as conn:
             assert verify(conn, "acme")["chains"][0]["head_hash"] == head  # nothing relinked, nothing broken
         fast_path(db, synthetic_billables(3, "acme", start_index=5) + aggregated("acme", 4))
