@@ -5,8 +5,9 @@ posts api-call batches of 500 over HTTP from a few concurrent senders at a fixed
 batch k is due at k * 500 / rate seconds; a sender that falls behind posts at once). Every ~5 s it samples:
 - sent / accepted: events posted, and events ingest answered 202 for;
 - processed: the processor's `tollgate_processor_events_total{outcome="counted"}`;
-- ledgered: the ledger's `tollgate_ledger_entries_written_total{kind="usage"}` (one usage row per
-  counted call: the processor emits one billable delta per call, the ledger stores each usage_id once).
+- ledgered: the calls the ledger's usage rows of this run add up to (`sum(calls)` of the rows read from
+  the run's billable topic: the processor aggregates usage per licensee, hour, app and org and flushes it
+  every 2 s here, so a row holds many calls).
 
 Batches are of 500 events, fewer when the rate is under 1000 events/s (at least two batches a second,
 so 5 s samples see a steady flow rather than bursts). A 10 s warm-up phase, not judged, comes first.
@@ -64,7 +65,6 @@ from services.stack.state import StackInfo
 log = logging.getLogger("bench.e2e")
 BATCH_TYPE = "application/cloudevents-batch+json"
 PROCESSED_METRIC = "tollgate_processor_events_total"
-LEDGERED_METRIC = "tollgate_ledger_entries_written_total"
 ACCEPT_SHARE = 0.95  # ingest must accept this share of the target rate
 LAG_TOLERANCE = 0.05  # a lag may grow by at most this share of the rate per second
 PARTITIONS = 6
@@ -317,13 +317,23 @@ class Services:
     processor: RunningService
     ledger: RunningService
     token: str
+    database_url: str = ""
+    billable_topic: str = ""
     accepted_total: int = 0
 
     def counters(self) -> tuple[int, int]:
         """(processed, ledgered) now."""
         processed = metric_sum(self.processor.metrics_address, PROCESSED_METRIC, outcome="counted")
-        ledgered = metric_sum(self.ledger.metrics_address, LEDGERED_METRIC, kind="usage")
-        return int(processed), int(ledgered)
+        return int(processed), self.ledgered()
+
+    def ledgered(self) -> int:
+        """Calls in the ledger's usage rows of this run."""
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            query = "SELECT coalesce(sum(calls), 0) FROM usage_entries WHERE kafka_topic = %s"
+            row = conn.execute(query, (self.billable_topic,)).fetchone()
+        return int(row[0]) if row else 0
 
 
 def phase(
@@ -451,6 +461,7 @@ def isolated_topics(bootstrap: str, partitions: int = PARTITIONS) -> tuple[dict[
         "TOLLGATE_PROCESSOR_PARTITIONS": str(partitions),
         "TOLLGATE_LEDGER_TOPIC": names["billable"],
         "TOLLGATE_LEDGER_DLQ_TOPIC": names["billable_dlq"],
+        "TOLLGATE_LEDGER_AGREEMENTS_TOPIC": names["agreements"],
         "TOLLGATE_LEDGER_CONSUMER_GROUP": f"{prefix}.ledger",
         "TOLLGATE_PROCESSOR_APP_ID": prefix.replace(".", "-"),
     }
@@ -465,6 +476,7 @@ def running_services(stack: StackInfo, workdir: Path, licensees: int) -> Iterato
     usage ids are unique to the run and the ledger's counter counts only this process's rows.
     """
     from services.cli.agreements import publish_agreements
+    from services.ledger.agreements_store import wait_consumed
 
     tokens_file = workdir / "tokens.json"
     token = FileTokenStore(tokens_file).create("bench-e2e", "ingest")
@@ -478,16 +490,11 @@ def running_services(stack: StackInfo, workdir: Path, licensees: int) -> Iterato
     try:
         ledger = launcher.start_ledger(timeout=120)
         agreements = bench_agreements(licensees)
-        publish_agreements(stack.kafka_bootstrap, agreements, names["agreements"])
-        try:
-            from services.ledger.agreements_store import save_agreements
-        except ImportError:
-            log.warning("services.ledger.agreements_store missing: agreements only on Kafka")
-        else:
-            save_agreements(stack.database_url, agreements)
+        ends = publish_agreements(stack.kafka_bootstrap, agreements, names["agreements"])
+        wait_consumed(stack.database_url, names["agreements"], ends, 60)  # the ledger reads them from Kafka
         processor = launcher.start_processor(app_id=topic_env["TOLLGATE_PROCESSOR_APP_ID"], timeout=180)
         ingest = launcher.start_ingest(timeout=120)
-        yield Services(ingest, processor, ledger, token)
+        yield Services(ingest, processor, ledger, token, stack.database_url, names["billable"])
     finally:
         launcher.stop_all()
 

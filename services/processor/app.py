@@ -31,9 +31,11 @@ log = logging.getLogger(__name__)
 
 
 class _Application(Application):
-    """quix's Application, telling the ticker which input partitions this worker gained or lost."""
+    """quix's Application, telling the ticker and the gauges which input partitions this worker gained
+    or lost."""
 
     ticker: Ticker | None = None
+    metrics: ProcessorMetrics | None = None
     input_topic = ""
 
     def _on_assign(self, _: Any, topic_partitions: list[Any]) -> None:
@@ -50,8 +52,11 @@ class _Application(Application):
         self._forget(topic_partitions)
 
     def _forget(self, topic_partitions: list[Any]) -> None:
+        lost = [tp.partition for tp in topic_partitions if tp.topic == self.input_topic]
         if self.ticker is not None:
-            self.ticker.revoked([tp.partition for tp in topic_partitions if tp.topic == self.input_topic])
+            self.ticker.revoked(lost)
+        if self.metrics is not None:
+            self.metrics.forget_partitions(lost)
 
 
 @dataclass
@@ -141,7 +146,7 @@ def bootstrap(
     ticker = Ticker(
         ticks.send, ticks.partitions, lambda: now().timestamp(), min(5.0, every / 2), max(every, 60.0)
     )
-    app.ticker, app.input_topic = ticker, settings.input_topic
+    app.ticker, app.metrics, app.input_topic = ticker, metrics, settings.input_topic
     metrics.open_usage_from(ticker.open_partitions)
     pipeline.build(app, settings, metrics, agreements, clock, ticker)
     return Worker(app, agreements, health or Health(), settings, violations, topics_ready, ticker, ticks)

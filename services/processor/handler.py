@@ -100,7 +100,7 @@ class Handler:
             licensee.apply(decision.writes, record_time)
         if decision.opened_usage:
             partition.opened(call.licensee_id, now.timestamp())
-        self._observe(call, decision, agreement)
+        self._observe(call, decision, agreement, source.partition)
         return out
 
     def _plan(
@@ -132,13 +132,15 @@ class Handler:
         key = call.licensee_id.encode()
         return [Emit(self.topics.alerts, key, dumps(alert.to_cloudevent())) for alert in decision.alerts]
 
-    def _observe(self, call: ApiCall, decision: Decision, agreement: Agreement | None) -> None:
+    def _observe(
+        self, call: ApiCall, decision: Decision, agreement: Agreement | None, partition: int
+    ) -> None:
         self.tally("outcome", decision.kind)
         if decision.kind != COUNTED or decision.counts is None:
             return
         self.tally("counted", call.licensee_id, call.records)
         self.tally("event_lag", max(0.0, self.clock.now().timestamp() - decision.event_time))
-        self.metrics.show(call.licensee_id, agreement, decision.counts)
+        self.metrics.show(call.licensee_id, agreement, decision.counts, partition)
         for alert in decision.alerts:
             log.info("alert %s %s %s", alert.rule, call.licensee_id, alert.subject)
             self.tally("fired", call.licensee_id, alert.rule, alert.severity)

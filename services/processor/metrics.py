@@ -45,6 +45,8 @@ class ProcessorMetrics:
         self.registry = r = registry or CollectorRegistry()
         self.max_licensees = max_licensees
         self._children: dict[str, _Licensee] = {}
+        # label value -> the input partition whose calls last set its usage ratios
+        self._ratio_partition: dict[str, int] = {}
         self._outcomes: dict[str, Any] = {}
         self._hooks: list[Callable[[], None]] = []
         self.events = Counter(
@@ -97,7 +99,7 @@ class ProcessorMetrics:
             child = self._children[label] = _Licensee(
                 self.calls.labels(label),
                 self.records.labels(label),
-                {name: self.ratio.labels(label, name) for name in LIMITS},
+                {},  # ratios appear with the licensee's first counted call here (show), not before
                 {rule: self.active.labels(label, rule) for rule in RULES},
             )
         return child
@@ -115,11 +117,19 @@ class ProcessorMetrics:
         child.calls.inc()
         child.records.inc(records)
 
-    def show(self, licensee_id: str, agreement: Agreement | None, usage: Counts) -> None:
-        """Set the licensee's latest-window usage ratios after one of its calls was counted."""
+    def show(
+        self, licensee_id: str, agreement: Agreement | None, usage: Counts, partition: int | None = None
+    ) -> None:
+        """Set the licensee's latest-window usage ratios after one of its calls (read from input
+        `partition`) was counted."""
         if agreement is None:
             return
         child = self._child(licensee_id)
+        label = self.licensee(licensee_id)
+        if partition is not None:
+            self._ratio_partition[label] = partition
+        if not child.ratio:
+            child.ratio.update({name: self.ratio.labels(label, name) for name in LIMITS})
         limits = agreement.limits
         for name, observed, limit in (
             ("calls_per_month", usage.month_calls, limits.calls_per_month),
@@ -127,6 +137,20 @@ class ProcessorMetrics:
             ("calls_per_minute", usage.minute_calls, limits.calls_per_minute),
         ):
             child.ratio[name].set(observed / limit if limit else 0.0)
+
+    def forget_partitions(self, partitions: list[int]) -> None:
+        """Drop the usage ratios set from input partitions this worker no longer owns: their new owner
+        shows them now, and a stale value here would outlive it."""
+        lost = set(partitions)
+        for label, partition in list(self._ratio_partition.items()):
+            if partition not in lost:
+                continue
+            del self._ratio_partition[label]
+            child = self._children.get(label)
+            if child is not None and child.ratio:
+                for name in LIMITS:
+                    self.ratio.remove(label, name)
+                child.ratio.clear()
 
     def activate(self, licensee_id: str, rule: str, month: str) -> None:
         """Show an alert of `rule` in `month`: 1 for the rules of the licensee's latest alerted month."""

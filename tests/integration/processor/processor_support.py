@@ -289,6 +289,15 @@ class Worker:
     log_path: Path
     metrics_port: int
 
+    def exports(self, name: str, **labels: str) -> bool:
+        """Whether the worker's /metrics holds a sample of `name` with `labels`."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return any(
+            sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        )
+
     def metric(self, name: str, **labels: str) -> float:
         """One sample from the worker's /metrics (0 when absent)."""
         try:

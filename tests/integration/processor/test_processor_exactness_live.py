@@ -170,8 +170,17 @@ def test_when_two_more_workers_join_one_mid_stream_the_three_share_the_partition
         produce(broker, topics.input, calls[half:])
         workers.wait_drained()
         totals = [counted(w) for w in (first, *joined)]
+        # A licensee's usage ratio is shown by the worker that owns it, not also by its old owner.
+        shown = {
+            a.licensee_id: [
+                w.exports("tollgate_usage_ratio", licensee=a.licensee_id, limit="calls_per_month")
+                for w in (first, *joined)
+            ]
+            for a in agreements
+        }
     finally:
         workers.stop_all()
+    assert {lic: sum(seen) for lic, seen in shown.items() if sum(seen) > 1} == {}
     assert sum(totals[1:]) > 0, f"the new workers took no partition with calls: {totals}"
     assert sum(totals) == len(calls), totals  # nothing counted twice across the hand-overs
     assert _result(broker, topics) == want

@@ -37,6 +37,7 @@ def _duplicates(worker: object) -> float:
     return worker.metric("tollgate_processor_events_total", outcome="duplicate")  # type: ignore[attr-defined]
 
 
+@pytest.mark.timeout(600)  # about 2 minutes on a quiet machine; 212,000 calls through one worker
 def test_a_resend_of_calls_older_than_the_licensees_last_200000_is_counted_once_and_raises_no_false_alert(
     broker: str, topics: Topics, tmp_path: Path
 ) -> None:

@@ -13,7 +13,9 @@ from services.core.events import UsageRecorded, loads
 from services.core.schemas import BILLABLE_TYPE, problems
 from services.processor.batch import Batch
 from services.processor.domain import usage
+from services.processor.domain.step import Counts
 from services.processor.flush import UsageFlush
+from services.processor.metrics import ProcessorMetrics
 from services.processor.state import OPEN_USAGE, PARTITION_PREFIX, PartitionState
 from services.processor.ticker import Ticker
 
@@ -171,3 +173,18 @@ def test_the_ticker_ticks_due_partitions_once_per_interval_and_all_of_them_every
     assert sent == [1, 0, 1, 2, 3]
     ticker.revoked([1, 2])
     assert ticker.open_partitions() == 0
+
+
+def test_usage_ratios_set_from_a_lost_partition_are_dropped_and_come_back_with_new_calls() -> None:
+    metrics = ProcessorMetrics(10)
+    metrics.show("pebble", PEBBLE, Counts("2026-10", 10, 100, 1), partition=2)
+    metrics.show("omni", PEBBLE, Counts("2026-10", 10, 100, 1), partition=3)
+    labels = {"licensee": "pebble", "limit": "calls_per_month"}
+    assert metrics.registry.get_sample_value("tollgate_usage_ratio", labels) is not None
+    metrics.forget_partitions([2])
+    assert metrics.registry.get_sample_value("tollgate_usage_ratio", labels) is None
+    assert (
+        metrics.registry.get_sample_value("tollgate_usage_ratio", {**labels, "licensee": "omni"}) is not None
+    )
+    metrics.show("pebble", PEBBLE, Counts("2026-10", 20, 100, 1), partition=2)
+    assert metrics.registry.get_sample_value("tollgate_usage_ratio", labels) is not None
