@@ -1,9 +1,12 @@
-"""`tollgate agreements load FILE`: validate agreements, publish them to the compacted topic, store them."""
+"""`tollgate agreements load FILE`: validate agreements and publish them to the compacted topic.
+
+Publishing is all `load` does: the processor and the ledger both read the topic (the ledger stores each
+version in PostgreSQL itself, services/ledger/agreement_consumer.py), so the topic is the one source of truth.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -27,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `agreements` sub-command."""
     parser = subparsers.add_parser("agreements", help="manage licensee agreements")
     actions = parser.add_subparsers(dest="action", required=True)
-    load = actions.add_parser("load", help="validate FILE, publish to Kafka, store in PostgreSQL")
+    load = actions.add_parser("load", help="validate FILE and publish it to the agreements topic")
     load.add_argument("file", type=Path)
     load.add_argument(
         "--bootstrap",
@@ -46,8 +49,9 @@ def publish_agreements(
     agreements: Sequence[Agreement],
     topic: str = topics.AGREEMENTS,
     security: KafkaSecurity = PLAINTEXT,
-) -> None:
-    """Publish each agreement keyed by licensee_id with acks=all, and wait until all are acknowledged."""
+) -> dict[int, int]:
+    """Publish each agreement keyed by licensee_id with acks=all, wait until all are acknowledged, and
+    return the next offset after them per partition (what a reader must reach to have them all)."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -64,25 +68,15 @@ def publish_agreements(
             for a in agreements
         ]
         producer.flush()
+        ends: dict[int, int] = {}
         for future in futures:
-            future.get(timeout=30)
+            meta = future.get(timeout=30)
+            ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
     except KafkaError as exc:
         raise AgreementsPublishError(f"publishing agreements to {topic} failed: {exc}") from exc
     finally:
         producer.close()
-
-
-def _store(agreements: Sequence[Agreement]) -> None:
-    database_url = os.environ.get("TOLLGATE_DATABASE_URL", "").strip()
-    if not database_url:
-        return
-    try:
-        store = importlib.import_module("services.ledger.agreements_store")
-    except ModuleNotFoundError:
-        log.warning("services.ledger.agreements_store is not available; agreements not stored in PostgreSQL")
-        return
-    store.save_agreements(database_url, list(agreements))
-    log.info("stored %d agreements in PostgreSQL", len(agreements))
+    return ends
 
 
 def _read(path: Path) -> list[Agreement] | None:
@@ -128,6 +122,6 @@ def _load(args: argparse.Namespace) -> int:
     except AgreementsPublishError as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
-    log.info("published %d agreements to %s", len(agreements), args.topic)
-    _store(agreements)
+    log.info("published %d agreements to %s; the processor and the ledger read them from there",
+             len(agreements), args.topic)  # fmt: skip
     return 0

@@ -17,6 +17,8 @@ from services.core.schemas import AGREEMENT_TYPE, problems
 AGREEMENTS_SOURCE = "tollgate/agreements"
 DEFAULT_WARNING_RATIO = 0.8
 DEFAULT_SEVERE_RATIO = 1.5
+DEFAULT_ANOMALY_FACTOR = 3.0
+DEFAULT_ANOMALY_CRITICAL_FACTOR = 10.0
 # ASCII digits only and no other ISO 8601 forms: date.fromisoformat also reads 20260101 and 2026-W01-1.
 _PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 BOUND_REASON = "must be a date (YYYY-MM-DD) or an RFC 3339 date-time with a UTC offset"
@@ -35,13 +37,16 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Caps: per calendar month (UTC) and per minute."""
+    """Caps: per calendar month (UTC) and per minute; and how far a UTC day may exceed its trailing
+    baseline (volume.anomaly: a warning above `anomaly_factor` times it, critical above the other)."""
 
     calls_per_month: int
     records_per_month: int
     calls_per_minute: int
     warning_ratio: float = DEFAULT_WARNING_RATIO
     severe_ratio: float = DEFAULT_SEVERE_RATIO
+    anomaly_factor: float = DEFAULT_ANOMALY_FACTOR
+    anomaly_critical_factor: float = DEFAULT_ANOMALY_CRITICAL_FACTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +124,12 @@ def parse_agreement(data: dict[str, Any]) -> Agreement:
         # The caller wrote only the data object, so name fields relative to it.
         raise ValidationFailed([_relative(p) for p in found])
     effective_from, effective_to = _period(data)
-    plan, limits = data["plan"], data["limits"]
+    plan = data["plan"]
     return Agreement(
         licensee_id=data["licensee_id"], name=data["name"],
         effective_from=effective_from, effective_to=effective_to,
         plan=Plan(**plan),
-        limits=Limits(**limits),
+        limits=_limits(data["limits"]),
         apps={a["app_id"]: a.get("use_case") for a in data["apps"]},
         government_use=data["government_use"],
         government_notices=tuple(
@@ -141,6 +146,18 @@ def _relative(problem: dict[str, str]) -> dict[str, str]:
     if field in ("effective_from", "effective_to") and "valid under any" in problem["reason"]:
         return {**problem, "field": field, "reason": BOUND_REASON}
     return {**problem, "field": field}
+
+
+def _limits(limits: dict[str, Any]) -> Limits:
+    """The limits; the critical anomaly factor must lie above the warning one (ValidationFailed naming it)."""
+    built = Limits(**limits)
+    if built.anomaly_critical_factor <= built.anomaly_factor:
+        reason = (
+            f"must be greater than limits.anomaly_factor ({built.anomaly_factor:g}); "
+            f"it defaults to {DEFAULT_ANOMALY_CRITICAL_FACTOR:g}"
+        )
+        raise ValidationFailed([{"field": "limits.anomaly_critical_factor", "reason": reason}])
+    return built
 
 
 def _period(data: dict[str, Any]) -> tuple[datetime, datetime | None]:

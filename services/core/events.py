@@ -124,6 +124,10 @@ class AlertRaised:
     org_id: str | None = None
     org_type: str | None = None
     event_time: datetime | None = None
+    # volume.anomaly: the day's baseline, the factor it exceeded and its top apps ({app_id, calls, records}).
+    baseline: float | None = None
+    factor: float | None = None
+    top_apps: tuple[dict[str, Any], ...] = ()
 
     @property
     def alert_id(self) -> str:
@@ -137,6 +141,8 @@ class AlertRaised:
             "org_type": self.org_type,
             "event_time": format_time(self.event_time) if self.event_time else None,
         }
+        if self.baseline is not None:
+            evidence.update(baseline=self.baseline, factor=self.factor, top_apps=list(self.top_apps))
         data = {
             "alert_id": self.alert_id, "licensee_id": self.licensee_id, "rule": self.rule,
             "severity": self.severity, "metric": self.metric, "subject": self.subject,

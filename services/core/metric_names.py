@@ -53,6 +53,8 @@ LEDGER_ENTRIES_WRITTEN: Final = "tollgate_ledger_entries_written"  # counter {ki
 LEDGER_CONSUMER_LAG: Final = "tollgate_ledger_consumer_lag"
 # gauge {partition}: alert records behind the end offset of the alerts topic
 LEDGER_ALERTS_CONSUMER_LAG: Final = "tollgate_ledger_alerts_consumer_lag"
+# gauge {partition}: agreement records behind the end offset of the agreements topic
+LEDGER_AGREEMENTS_CONSUMER_LAG: Final = "tollgate_ledger_agreements_consumer_lag"
 LEDGER_LAST_WRITE_TIMESTAMP: Final = "tollgate_ledger_last_write_timestamp_seconds"  # gauge: unix seconds
 LEDGER_INVOICED_MINOR: Final = "tollgate_ledger_invoiced_minor"  # counter {currency}
 
@@ -76,6 +78,7 @@ KINDS: Final[dict[str, Kind]] = {
     LEDGER_ENTRIES_WRITTEN: "counter",
     LEDGER_CONSUMER_LAG: "gauge",
     LEDGER_ALERTS_CONSUMER_LAG: "gauge",
+    LEDGER_AGREEMENTS_CONSUMER_LAG: "gauge",
     LEDGER_LAST_WRITE_TIMESTAMP: "gauge",
     LEDGER_INVOICED_MINOR: "counter",
 }
@@ -102,6 +105,7 @@ LABELS: Final[dict[str, tuple[str, ...]]] = {
     LEDGER_ENTRIES_WRITTEN: ("kind",),
     LEDGER_CONSUMER_LAG: ("partition",),
     LEDGER_ALERTS_CONSUMER_LAG: ("partition",),
+    LEDGER_AGREEMENTS_CONSUMER_LAG: ("partition",),
     LEDGER_LAST_WRITE_TIMESTAMP: (),
     LEDGER_INVOICED_MINOR: ("currency",),
 }

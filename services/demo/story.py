@@ -76,13 +76,15 @@ def start(stack: StackInfo, workdir: Path, app_id: str = "tollgate-processor") -
     return run
 
 
-def load_demo_agreements(run: DemoRun, path: Path = AGREEMENTS_FILE) -> list[Agreement]:
-    """Validate the agreements, publish them to the compacted topic and store them in PostgreSQL."""
-    from services.ledger.agreements_store import save_agreements
+def load_demo_agreements(
+    run: DemoRun, path: Path = AGREEMENTS_FILE, timeout: float = 60.0
+) -> list[Agreement]:
+    """Validate the agreements, publish them to the compacted topic, and wait until the ledger stored them."""
+    from services.ledger.agreements_store import wait_consumed
 
     agreements = load_agreements(path)
-    save_agreements(run.stack.database_url, agreements)
-    publish_agreements(run.stack.kafka_bootstrap, agreements)
+    ends = publish_agreements(run.stack.kafka_bootstrap, agreements)
+    wait_consumed(run.stack.database_url, topics.AGREEMENTS, ends, timeout)
     run.agreements = agreements
     return agreements
 

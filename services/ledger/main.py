@@ -1,5 +1,5 @@
-"""`tollgate serve ledger`: migrations, the consumer threads (billable usage, alerts), periodic invoicing
-and the finance/audit API."""
+"""`tollgate serve ledger`: migrations, the consumer threads (billable usage, alerts, agreements), periodic
+invoicing and the finance/audit API."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from services.core.clock import Clock, SystemClock
 from services.core.shutdown import keep_exit_graceful
 from services.core.tokens import FileTokenStore
+from services.ledger.agreement_consumer import AgreementConsumer
 from services.ledger.alert_consumer import AlertConsumer
 from services.ledger.api import create_app
 from services.ledger.catalogue import load_catalogue
@@ -70,6 +71,9 @@ def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
     if settings.consume_alerts:
         alerts = AlertConsumer(settings, metrics)
         workers.append(threading.Thread(target=alerts.run, args=(stop,), name="ledger-alerts"))
+    if settings.consume_agreements:
+        agreements = AgreementConsumer(settings, metrics)
+        workers.append(threading.Thread(target=agreements.run, args=(stop,), name="ledger-agreements"))
     for worker in workers:
         worker.start()
     tokens = FileTokenStore(settings.tokens_file)
@@ -78,12 +82,13 @@ def run(environ: Mapping[str, str], clock: Clock | None = None) -> None:
         app, settings.host, settings.port, settings.http, lifespan="off", timeout_graceful_shutdown=10
     )
     log.info(
-        "ledger on http://%s:%d, metrics on :%d, consuming %s and %s",
+        "ledger on http://%s:%d, metrics on :%d, consuming %s, %s and %s",
         settings.host,
         settings.port,
         settings.metrics_port,
         settings.topic,
         settings.alerts_topic if settings.consume_alerts else "no alerts",
+        settings.agreements_topic if settings.consume_agreements else "no agreements",
     )
     # Without this the signal uvicorn raises again would kill us before the consumer finishes its batch.
     keep_exit_graceful(stop.set)

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.core import metric_names as names
 
-KINDS = ("usage", "invoice_line", "adjustment", "alert")
+KINDS = ("usage", "invoice_line", "adjustment", "alert", "agreement")
 
 
 class LedgerMetrics:
@@ -18,7 +18,7 @@ class LedgerMetrics:
         self.registry = registry or CollectorRegistry()
         self.entries = Counter(
             names.LEDGER_ENTRIES_WRITTEN,
-            "Rows appended, by kind (usage = usage_entries rows, alert = alerts rows)",
+            "Rows appended, by kind (usage = usage_entries rows, alert = alerts rows, agreement = versions)",
             ["kind"],
             registry=self.registry,
         )
@@ -31,6 +31,12 @@ class LedgerMetrics:
         self.alerts_lag = Gauge(
             names.LEDGER_ALERTS_CONSUMER_LAG,
             "Alert records behind the end of each partition of the alerts topic",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.agreements_lag = Gauge(
+            names.LEDGER_AGREEMENTS_CONSUMER_LAG,
+            "Agreement records behind the end of each partition of the agreements topic",
             ["partition"],
             registry=self.registry,
         )

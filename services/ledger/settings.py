@@ -64,6 +64,10 @@ class LedgerSettings:
     consume_alerts: bool = True
     alerts_topic: str = topics.ALERTS
     alerts_dlq_topic: str = ""
+    # The agreements (services/ledger/agreement_consumer.py): the compacted topic the CLI publishes to.
+    consume_agreements: bool = True
+    agreements_topic: str = topics.AGREEMENTS
+    agreements_dlq_topic: str = ""
     # The audit report as PDF: headless Chromium's print-to-PDF (services/ledger/pdf.py).
     chromium: str = "chromium"
     pdf_timeout_seconds: float = 60.0
@@ -109,7 +113,7 @@ class LedgerSettings:
                 environ.get("TOLLGATE_LEDGER_PRICE_CATALOGUE", "").strip() or DEFAULT_CATALOGUE
             ),
         )
-        settings = dataclasses.replace(settings, **_alert_and_pdf(environ))
+        settings = dataclasses.replace(settings, **_alert_and_pdf(environ), **_agreements(environ))
         settings.check()
         return settings
 
@@ -121,9 +125,12 @@ class LedgerSettings:
             ("TOLLGATE_LEDGER_TOPIC", self.topic),
             ("TOLLGATE_LEDGER_DLQ_TOPIC", self.dlq_topic),
             ("TOLLGATE_LEDGER_ALERTS_TOPIC", self.alerts_topic),
-            *([("TOLLGATE_LEDGER_ALERTS_DLQ_TOPIC", self.alerts_dlq_topic)] if self.alerts_dlq_topic else []),
+            ("TOLLGATE_LEDGER_AGREEMENTS_TOPIC", self.agreements_topic),
+            ("TOLLGATE_LEDGER_ALERTS_DLQ_TOPIC", self.alerts_dlq_topic),
+            ("TOLLGATE_LEDGER_AGREEMENTS_DLQ_TOPIC", self.agreements_dlq_topic),
         ):
-            if not _TOPIC.match(topic):
+            optional = name in ("TOLLGATE_LEDGER_ALERTS_DLQ_TOPIC", "TOLLGATE_LEDGER_AGREEMENTS_DLQ_TOPIC")
+            if not (optional and not topic) and not _TOPIC.match(topic):
                 raise SettingsError(f"{name} is not a valid Kafka topic name: {topic!r}")
         if self.billing_start is not None and not _MONTH.match(self.billing_start):
             raise SettingsError("TOLLGATE_LEDGER_BILLING_START must be YYYY-MM")
@@ -131,12 +138,24 @@ class LedgerSettings:
             raise SettingsError(f"TOLLGATE_LEDGER_PRICE_CATALOGUE is not a file: {self.price_catalogue}")
 
 
-def _alert_and_pdf(environ: Mapping[str, str]) -> dict[str, Any]:
-    consume = environ.get("TOLLGATE_LEDGER_CONSUME_ALERTS", "").strip().lower() or "true"
-    if consume not in _BOOLEANS:
-        raise SettingsError(f"TOLLGATE_LEDGER_CONSUME_ALERTS must be true or false, got {consume!r}")
+def _boolean(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower() or "true"
+    if value not in _BOOLEANS:
+        raise SettingsError(f"{name} must be true or false, got {value!r}")
+    return _BOOLEANS[value]
+
+
+def _agreements(environ: Mapping[str, str]) -> dict[str, Any]:
     return {
-        "consume_alerts": _BOOLEANS[consume],
+        "consume_agreements": _boolean(environ, "TOLLGATE_LEDGER_CONSUME_AGREEMENTS"),
+        "agreements_topic": environ.get("TOLLGATE_LEDGER_AGREEMENTS_TOPIC", "").strip() or topics.AGREEMENTS,
+        "agreements_dlq_topic": environ.get("TOLLGATE_LEDGER_AGREEMENTS_DLQ_TOPIC", "").strip(),
+    }
+
+
+def _alert_and_pdf(environ: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "consume_alerts": _boolean(environ, "TOLLGATE_LEDGER_CONSUME_ALERTS"),
         "alerts_topic": environ.get("TOLLGATE_LEDGER_ALERTS_TOPIC", "").strip() or topics.ALERTS,
         "alerts_dlq_topic": environ.get("TOLLGATE_LEDGER_ALERTS_DLQ_TOPIC", "").strip(),
         "chromium": environ.get("TOLLGATE_LEDGER_CHROMIUM", "").strip() or "chromium",

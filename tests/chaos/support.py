@@ -221,18 +221,20 @@ class Deployment:
         self.restarts: Counter[str] = Counter()
 
     def start(self) -> None:
-        """Load the agreements (PostgreSQL and the compacted topic), then start ledger, processor, ingest."""
+        """Publish the agreements to the compacted topic, start ledger, processor, ingest, and wait until the
+        ledger stored the agreements (it reads them from the topic)."""
         from services.cli.agreements import publish_agreements
-        from services.ledger.agreements_store import save_agreements
+        from services.ledger.agreements_store import wait_consumed
         from services.ledger.migrate import apply_migrations
 
         apply_migrations(self.info.database_url, "tollgate_app")
-        save_agreements(self.info.database_url, self.agreements)
+        ends: dict[int, int] = {}
         # A topic created a moment ago can still answer NotLeaderForPartition: retry, as an operator would.
-        wait_for(lambda: _published(publish_agreements, self.info.kafka_bootstrap, self.agreements), 60,
+        wait_for(lambda: _published(publish_agreements, self.info.kafka_bootstrap, self.agreements, ends), 60,
                  "the agreements topic to take the agreements", interval=1.0)
         for key in ("ledger", "processor", "ingest"):
             self.start_service(key)
+        wait_consumed(self.info.database_url, topics.AGREEMENTS, ends, 60)
 
     def start_service(self, key: str) -> RunningService:
         """Start (or start again, same data dir) one service and wait until it is ready."""
@@ -323,10 +325,10 @@ class Deployment:
             self.launcher.kill(key)
 
 
-def _published(publish: Callable[[str, Sequence[Agreement]], None], bootstrap: str,
-               agreements: Sequence[Agreement]) -> bool:
+def _published(publish: Callable[[str, Sequence[Agreement]], dict[int, int]], bootstrap: str,
+               agreements: Sequence[Agreement], ends: dict[int, int]) -> bool:
     try:
-        publish(bootstrap, agreements)
+        ends.update(publish(bootstrap, agreements))
     except Exception as exc:
         log.info("publishing the agreements failed, retrying: %s", exc)
         return False

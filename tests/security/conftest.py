@@ -22,11 +22,12 @@ import pytest
 from psycopg import sql
 from security_support import LICENSEE, MONTH, Spawned, Targets, call, with_search_path
 
+from services.cli.agreements import publish_agreements
 from services.core.agreements import load_agreements
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import ServiceLauncher, free_port
 from services.demo.scenario import AGREEMENTS_FILE
-from services.ledger.agreements_store import save_agreements
+from services.ledger.agreements_store import wait_consumed
 from services.stack import StackInfo
 from services.stack.kafka import create_topics
 
@@ -42,8 +43,10 @@ def targets(stack_info: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> 
     app_url = with_search_path(stack_info.app_database_url, schema)
     suffix = uuid.uuid4().hex[:8]
     topics = {"ingest": f"security.api-calls.{suffix}", "billable": f"security.billable.{suffix}",
-              "dlq": f"security.billable-dlq.{suffix}"}  # fmt: skip
+              "dlq": f"security.billable-dlq.{suffix}",
+              "agreements": f"security.agreements.{suffix}"}  # fmt: skip
     specs = {t: {"partitions": 3, "configs": {}} for t in topics.values()}
+    specs[topics["agreements"]]["configs"] = {"cleanup.policy": "compact"}
     create_topics(stack_info.kafka_bootstrap, 3, specs)
     tokens_file = workdir / "tokens.json"
     store = FileTokenStore(tokens_file)
@@ -53,13 +56,16 @@ def targets(stack_info: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> 
         "TOLLGATE_INGEST_TOPIC": topics["ingest"],
         "TOLLGATE_LEDGER_TOPIC": topics["billable"],
         "TOLLGATE_LEDGER_DLQ_TOPIC": topics["dlq"],
+        "TOLLGATE_LEDGER_AGREEMENTS_TOPIC": topics["agreements"],
         "TOLLGATE_LEDGER_CONSUMER_GROUP": f"security-{suffix}",
         # The default, which the launcher widens for the demo's fixed month: this tier attacks the real one.
         "TOLLGATE_INGEST_MAX_EVENT_AGE_SECONDS": "3024000",
     })  # fmt: skip
     try:
         ledger = launcher.start_ledger()
-        save_agreements(owner_url, load_agreements(AGREEMENTS_FILE))
+        agreements = load_agreements(AGREEMENTS_FILE)
+        ends = publish_agreements(stack_info.kafka_bootstrap, agreements, topics["agreements"])
+        wait_consumed(owner_url, topics["agreements"], ends, 60)  # the ledger reads them from the topic
         ingest = launcher.start_ingest()
         yield Targets(ingest.url, ledger.url, tokens, owner_url, app_url, stack_info.kafka_bootstrap,
                       topics["ingest"], [ledger.log_path, ingest.log_path])  # fmt: skip

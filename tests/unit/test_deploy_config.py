@@ -37,7 +37,7 @@ SCRAPE_LABELS = {"job", "instance"}
 SEVERITIES = {"warning", "critical"}
 BUSINESS_RULES = {
     "volume.warning", "volume.breach", "volume.severe", "rate.breach",
-    "app.unregistered", "government.unnotified", "agreement.missing",
+    "app.unregistered", "government.unnotified", "agreement.missing", "volume.anomaly",
 }
 
 

@@ -6,7 +6,9 @@ condition hold is the crossing call and becomes the evidence.
 
 Severities: `warning` for volume.warning and app.unregistered (worth a look, not yet a breach of terms);
 `critical` for volume.breach, volume.severe, rate.breach, government.unnotified and agreement.missing
-(the licensee is outside its contract, or there is no contract at all).
+(the licensee is outside its contract, or there is no contract at all). volume.anomaly (a UTC day above
+`anomaly_factor` times the licensee's trailing baseline, `anomaly.py`) is a warning, and critical above
+`anomaly_critical_factor`: unreasonable volume, whatever the caps say.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime
 
 from services.core.agreements import Agreement
 from services.core.events import AlertRaised, ApiCall
+from services.processor.domain.anomaly import DayUsage, within
 
 WARNING, CRITICAL = "warning", "critical"
 VOLUME_LEVELS = (("volume.warning", WARNING), ("volume.breach", CRITICAL), ("volume.severe", CRITICAL))
@@ -29,7 +32,9 @@ RULES = (
     "app.unregistered",
     "government.unnotified",
     "agreement.missing",
+    "volume.anomaly",
 )
+ANOMALY = "volume.anomaly"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class Context:
     minute_calls: int
     minute_window: tuple[datetime, datetime]
     detected_at: datetime
+    day: DayUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,9 @@ class Breach:
     subject: str = ""
     observed: int | None = None
     limit: int | None = None
+    # volume.anomaly: the baseline the day was judged against, and the factor it exceeded.
+    baseline: float | None = None
+    factor: float | None = None
 
     @property
     def marker(self) -> str:
@@ -80,12 +89,13 @@ def alert(ctx: Context, breach: Breach) -> AlertRaised:
     """The alert of `breach`, with the call that crossed it as evidence."""
     call = ctx.call
     metric = breach.subject if breach.observed is not None else None
+    top = ctx.day.top_apps(breach.subject) if breach.baseline is not None and ctx.day else ()
     return AlertRaised(
         licensee_id=call.licensee_id, rule=breach.rule, severity=breach.severity,
         window_start=breach.window[0], window_end=breach.window[1], detected_at=ctx.detected_at,
         subject=breach.subject, metric=metric, observed=breach.observed, limit=breach.limit,
         event_ids=(call.event_id,), app_id=call.app_id, org_id=call.org_id, org_type=call.org_type,
-        event_time=call.time,
+        event_time=call.time, baseline=breach.baseline, factor=breach.factor, top_apps=tuple(top),
     )  # fmt: skip
 
 
@@ -131,6 +141,31 @@ def government(ctx: Context, agreement: Agreement) -> list[Breach]:
     return [Breach("government.unnotified", CRITICAL, ctx.month_window, call.org_id)]
 
 
+def anomaly(ctx: Context, agreement: Agreement) -> list[Breach]:
+    """volume.anomaly on calls and on records of the UTC day: above a factor times the day's baseline.
+    Lowest level first, like `volume` (the step relies on that order). A baseline of 0 is no basis: a
+    day can be no multiple of nothing."""
+    day = ctx.day
+    if day is None or day.baseline is None:
+        return []
+    limits = agreement.limits
+    lowest = min(limits.anomaly_factor, limits.anomaly_critical_factor)
+    base_calls, base_records = day.baseline[0], day.baseline[1]
+    # The common case, a day within its factor, builds nothing.
+    if (base_calls <= 0 or day.calls <= within(base_calls, lowest)) and (
+        base_records <= 0 or day.records <= within(base_records, lowest)
+    ):
+        return []
+    found = []
+    levels = ((WARNING, limits.anomaly_factor), (CRITICAL, limits.anomaly_critical_factor))
+    for metric, observed, base in (("calls", day.calls, base_calls), ("records", day.records, base_records)):
+        for severity, factor in levels:
+            limit = within(base, factor)
+            if base > 0 and observed > limit:
+                found.append(Breach(ANOMALY, severity, day.window, metric, observed, limit, base, factor))
+    return found
+
+
 def evaluate(ctx: Context) -> list[Breach]:
     """Every breach whose condition holds after counting `ctx.call`."""
     agreement = ctx.agreement
@@ -141,4 +176,5 @@ def evaluate(ctx: Context) -> list[Breach]:
         *rate(ctx, agreement),
         *unregistered_app(ctx, agreement),
         *government(ctx, agreement),
+        *anomaly(ctx, agreement),
     ]

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 
 from services.core.agreements import Agreement
 from services.core.events import AlertRaised, ApiCall
-from services.processor.domain import dedupe, usage, windows
-from services.processor.domain.rules import Breach, Context, MonthUsage, alert, evaluate
+from services.processor.domain import anomaly, dedupe, usage, windows
+from services.processor.domain.rules import ANOMALY, Breach, Context, MonthUsage, alert, evaluate
 from services.processor.domain.store import StateReader, Write
 
 COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS = "counted", "duplicate", "late", "out_of_bounds"
@@ -139,21 +139,29 @@ def _count(
     minute_key = f"n:{minute}"
     minute_calls = int(state.get(minute_key) or 0) + 1
     decision.writes.append(Write(minute_key, minute_calls, minute_window[1].timestamp() + lateness + _MARGIN))
+    day = anomaly.count(decision.writes, state, call, decision.event_time, lateness)
     decision.counts = Counts(month_key, calls, records, minute_calls)
-    ctx = Context(call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now)
+    ctx = Context(
+        call, agreement, MonthUsage(calls, records), month_window, minute_calls, minute_window, now, day
+    )
+    _fire(decision, state, ctx, lateness)
+
+
+def _fire(decision: Decision, state: StateReader, ctx: Context, lateness: float) -> None:
+    """Alert every breach that holds and has not fired yet (its marker is absent), and mark it."""
     fired: list[Breach] = []
-    settled: set[str] = set()  # volume metrics whose highest held level has fired already
-    # Highest held level first (rules.volume lists a metric's levels by threshold): a level fires
-    # together with every unfired lower one, so once a level has fired the lower ones of its metric
-    # have too, and their markers need no read.
+    settled: set[tuple[bool, str]] = set()  # volume levels whose highest held level has fired already
+    # Highest held level first (rules.volume and rules.anomaly list a metric's levels by threshold): a
+    # level fires together with every unfired lower one, so once a level has fired the lower ones of
+    # its metric have too, and their markers need no read.
     for breach in reversed(evaluate(ctx)):
-        volume = breach.rule.startswith("volume.")
-        if volume and breach.subject in settled:
+        levels = (breach.rule == ANOMALY, breach.subject) if breach.rule.startswith("volume.") else None
+        if levels in settled:
             continue
         if state.get(breach.marker) is None:
             fired.append(breach)
-        elif volume:
-            settled.add(breach.subject)
+        elif levels is not None:
+            settled.add(levels)
     for breach in reversed(fired):
         decision.alerts.append(alert(ctx, breach))
         decision.writes.append(Write(breach.marker, 1, breach.window[1].timestamp() + lateness + _MARGIN))
