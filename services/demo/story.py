@@ -106,24 +106,32 @@ def alerts_so_far(run: DemoRun) -> int:
     return int(metric_sum(run.services["processor"].metrics_address, "tollgate_alerts_emitted_total"))
 
 
-def ledger_usage_count(run: DemoRun) -> int:
-    """Usage entries stored in the ledger."""
+def open_usage_partitions(run: DemoRun) -> int:
+    """Input partitions where the processor holds usage buckets not yet sent as billable deltas."""
+    address = run.services["processor"].metrics_address
+    return int(metric_sum(address, "tollgate_processor_open_usage_partitions"))
+
+
+def ledger_calls(run: DemoRun) -> int:
+    """Calls the ledger's usage entries add up to (each aggregated delta holds many)."""
     import psycopg
 
     with psycopg.connect(run.stack.database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM usage_entries").fetchone()
+        row = conn.execute("SELECT coalesce(sum(calls), 0) FROM usage_entries").fetchone()
     return int(row[0]) if row else 0
 
 
 def wait_until_settled(run: DemoRun, expected: int, timeout: float = 180.0) -> None:
-    """Wait until the processor has handled and the ledger has stored every expected event."""
+    """Wait until the processor has handled every expected event and sent all its usage buckets, and
+    the ledger's usage adds up to every expected call (the buckets flush every few seconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if processed(run) >= expected and ledger_usage_count(run) >= expected:
+        if processed(run) >= expected and open_usage_partitions(run) == 0 and ledger_calls(run) >= expected:
             return
         time.sleep(0.5)
     raise TimeoutError(
-        f"after {timeout:.0f}s: processor handled {processed(run)}, ledger stored {ledger_usage_count(run)}"
+        f"after {timeout:.0f}s: processor handled {processed(run)} (usage open in"
+        f" {open_usage_partitions(run)} partitions), ledger holds {ledger_calls(run)} calls"
         f" of {expected} events; logs in {run.launcher.workdir}"
     )
 

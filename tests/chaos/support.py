@@ -2,9 +2,11 @@
 three services as real processes, HTTP senders that behave like real clients, and the checks.
 
 The expectation is computed from the event set alone: per-licensee calls and records, the set of event
-identities, the alert ids the pure domain (`services.processor.domain`) raises on the same events, and the
-October invoices from the agreements. A run is exact when the ledger, the processor's state and the alerts
-topic show exactly that: nothing lost, nothing doubled.
+identities, the calls and records billed per licensee and usage bucket and the alert ids the pure domain
+(`services.processor.domain`) gives on the same events, and the October invoices from the agreements. The
+processor bills aggregated deltas (one per bucket and flush, no per-call ids), so a run is exact when the
+ledger and the processor's committed billable deltas add up to exactly those buckets with every usage_id
+once, and the alerts topic and the invoices show exactly the expected ones: nothing lost, nothing doubled.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from services.core.tokens import FileTokenStore
 from services.demo.launcher import RunningService, ServiceLauncher
 from services.demo.observe import metric_sum, read_topic
 from services.demo.scenario import AGREEMENTS_FILE
+from services.processor.domain import usage as usage_domain
 from services.processor.domain.simulate import Simulation, by_licensee
 from services.processor.domain.step import COUNTED
 from services.stack import LocalStack, StackConfig, StackInfo
@@ -122,11 +125,16 @@ def chaos_calls(seed: int = 7, scale: float = 1.0) -> list[ApiCall]:
     return sorted(calls, key=lambda c: (c.time, c.source, c.event_id))
 
 
+Bucket = tuple[str, str]  # (licensee, usage bucket id as services.processor.domain.usage writes it)
+Totals = tuple[int, int]  # (calls, records)
+
+
 @dataclass(frozen=True)
 class Expectation:
     """What an undisturbed system must show for one event set."""
 
-    usage: dict[str, tuple[int, int]]  # licensee -> (calls, records)
+    usage: dict[str, Totals]  # licensee -> (calls, records)
+    buckets: dict[Bucket, Totals]  # (licensee, usage bucket) -> (calls, records) billed
     events: frozenset[tuple[str, str]]
     alert_ids: frozenset[str]
     invoices: dict[str, int]  # licensee -> October total, minor units
@@ -137,13 +145,26 @@ class Expectation:
         return len(self.events)
 
 
-def domain_alert_ids(calls: Sequence[ApiCall], agreements: Sequence[Agreement]) -> frozenset[str]:
-    """The alert ids the pure domain raises on `calls` (ids are order-independent: rule, window, level)."""
-    simulation = Simulation(by_licensee(agreements), datetime(2026, 11, 1, tzinfo=UTC))
+def simulate(calls: Sequence[ApiCall], agreements: Sequence[Agreement],
+             now: datetime = datetime(2026, 11, 1, tzinfo=UTC)) -> Simulation:
+    """The pure domain over `calls`, each of which must count: its alert ids (order-independent: rule,
+    window, level) and the calls and records it bills per licensee and usage bucket."""
+    simulation = Simulation(by_licensee(agreements), now)
     for call in calls:
         kind = simulation.feed(call).kind
         assert kind == COUNTED, f"{call.event_id} was {kind}: widen the lateness"
-    return frozenset(simulation.alert_ids)
+    return simulation
+
+
+def billed_buckets(simulation: Simulation) -> dict[Bucket, Totals]:
+    """What a simulation billed, per licensee and usage bucket."""
+    return {key: (calls, records) for key, (calls, records) in simulation.billed.items()}
+
+
+def buckets_of(calls: Iterable[ApiCall], agreements: Sequence[Agreement]) -> set[Bucket]:
+    """The usage buckets `calls` are billed in (the agreement in force at each call decides its notice)."""
+    in_force = by_licensee(agreements)
+    return {(c.licensee_id, usage_domain.bucket_id(c, in_force(c.licensee_id, c.time))) for c in calls}
 
 
 def invoice_total(agreement: Agreement, calls: Sequence[ApiCall]) -> int:
@@ -164,10 +185,12 @@ def expect(calls: Sequence[ApiCall], agreements: Sequence[Agreement]) -> Expecta
     for call in calls:
         usage[call.licensee_id] += 1
         records[call.licensee_id] += call.records
+    simulation = simulate(calls, agreements)
     return Expectation(
         usage={licensee: (usage[licensee], records[licensee]) for licensee in usage},
+        buckets=billed_buckets(simulation),
         events=frozenset((c.source, c.event_id) for c in calls),
-        alert_ids=domain_alert_ids(calls, agreements),
+        alert_ids=frozenset(simulation.alert_ids),
         invoices={a.licensee_id: invoice_total(a, calls) for a in agreements},
     )
 
@@ -275,32 +298,36 @@ class Deployment:
         except (httpx.HTTPError, KeyError):
             return 0
 
-    def ledger_rows(self) -> int:
-        """Usage rows in the ledger now (0 while PostgreSQL is down)."""
+    def ledger_calls(self) -> int:
+        """Calls the ledger's usage rows add up to now (0 while PostgreSQL is down)."""
         import psycopg
 
         try:
             with psycopg.connect(self.info.database_url, connect_timeout=3) as conn:
-                row = conn.execute("SELECT count(*) FROM usage_entries").fetchone()
+                row = conn.execute("SELECT coalesce(sum(calls), 0) FROM usage_entries").fetchone()
         except psycopg.Error:
             return 0
         return int(row[0]) if row else 0
 
-    def ledger_rows_of(self, batch: Sequence[Mapping[str, Any]]) -> int:
-        """How many events of `batch` the ledger holds a row for now (0 while PostgreSQL is down)."""
+    def ledger_holds(self, wanted: Mapping[Bucket, Totals]) -> bool:
+        """Whether the ledger's usage in each of the `wanted` buckets adds up to exactly its calls and
+        records now (False while PostgreSQL is down)."""
         import psycopg
 
-        ids = [str(event["id"]) for event in batch]
         try:
-            with psycopg.connect(self.info.database_url, connect_timeout=3) as conn:
-                row = conn.execute(
-                    "SELECT count(DISTINCT source_event_id) FROM usage_entries"
-                    " WHERE source_event_id = ANY(%s)",
-                    (ids,),
-                ).fetchone()
+            stored = ledger_usage(self.info.database_url).buckets
         except psycopg.Error:
-            return 0
-        return int(row[0]) if row else 0
+            return False
+        return all(stored.get(key) == totals for key, totals in wanted.items())
+
+    def open_usage_partitions(self) -> int | None:
+        """Input partitions where the running processor holds usage buckets not yet sent as billable
+        deltas (None while it is not answering)."""
+        try:
+            address = self.service("processor").metrics_address
+            return int(metric_sum(address, "tollgate_processor_open_usage_partitions"))
+        except (httpx.HTTPError, KeyError):
+            return None
 
     def log_since(self, key: str, offset: int) -> str:
         """The text a service logged past byte `offset` (its log survives restarts)."""
@@ -414,12 +441,15 @@ def ledger_offsets(database_url: str, topic: str = topics.BILLABLE) -> dict[int,
 
 
 def settled(deployed: Deployment) -> bool:
-    """Whether the processor committed the whole input topic and the ledger stored the whole billable
-    topic: everything sent has been decided on, and its effects are durable."""
+    """Whether the processor committed the whole input topic and holds no usage bucket it has not sent,
+    and the ledger stored the whole billable topic: everything sent has been decided on and billed, and
+    its effects are durable."""
     try:
         bootstrap = deployed.info.kafka_bootstrap
         calls_end = end_offsets(bootstrap, topics.API_CALLS)
         if committed(bootstrap, PROCESSOR_GROUP, topics.API_CALLS) != calls_end:
+            return False
+        if deployed.open_usage_partitions() != 0:
             return False
         billable_end = {p: o for p, o in end_offsets(bootstrap, topics.BILLABLE).items() if o > 0}
         stored = ledger_offsets(deployed.info.database_url)
@@ -429,12 +459,13 @@ def settled(deployed: Deployment) -> bool:
         return False
 
 
-def wait_until_settled(deployed: Deployment, expected_rows: int, timeout: float = 240.0) -> float:
-    """Wait until the ledger holds `expected_rows` rows and the pipeline has nothing left in flight."""
+def wait_until_settled(deployed: Deployment, expected_calls: int, timeout: float = 240.0) -> float:
+    """Wait until the ledger's usage adds up to `expected_calls` calls and the pipeline has nothing left
+    in flight (no open usage bucket, nothing unread)."""
     return wait_for(
-        lambda: deployed.ledger_rows() >= expected_rows and settled(deployed),
+        lambda: deployed.ledger_calls() >= expected_calls and settled(deployed),
         timeout,
-        lambda: f"{expected_rows} ledger rows and no lag; now {snapshot(deployed)}",
+        lambda: f"{expected_calls} calls in the ledger and no lag; now {snapshot(deployed)}",
         interval=0.5,
     )
 
@@ -443,7 +474,8 @@ def snapshot(deployed: Deployment) -> dict[str, Any]:
     """Where the pipeline stands: for a failure message."""
     bootstrap = deployed.info.kafka_bootstrap
     facts: dict[str, Any] = {"alive": deployed.alive(), "decided_by_current_processor": deployed.processed(),
-                             "ledger_rows": deployed.ledger_rows()}
+                             "open_usage_partitions": deployed.open_usage_partitions(),
+                             "ledger_calls": deployed.ledger_calls()}
     with contextlib.suppress(Exception):
         facts["api_calls_end"] = sum(end_offsets(bootstrap, topics.API_CALLS).values())
         facts["processor_committed"] = sum(committed(bootstrap, PROCESSOR_GROUP, topics.API_CALLS).values())
@@ -453,57 +485,105 @@ def snapshot(deployed: Deployment) -> dict[str, Any]:
 
 
 @dataclass
+class Billed:
+    """Usage as one reader sees it: per licensee and per usage bucket (calls, records), and how many
+    times each usage_id appears (rows in the ledger, committed deltas on the billable topic)."""
+
+    usage: dict[str, Totals]
+    buckets: dict[Bucket, Totals]
+    usage_ids: Counter[str]
+
+    @property
+    def repeated_ids(self) -> dict[str, int]:
+        """The usage_ids seen more than once, with how many times."""
+        return {usage_id: n for usage_id, n in self.usage_ids.items() if n > 1}
+
+
+@dataclass
 class Observed:
     """What the system shows after a run."""
 
-    usage: dict[str, tuple[int, int]]  # from the ledger: licensee -> (sum of calls, sum of records)
-    events: Counter[tuple[str, str]]  # ledger rows per event identity
+    ledger: Billed  # from the ledger's usage_entries
+    processor: Billed  # what the processor billed: its committed billable deltas
     alert_ids: frozenset[str]
     alert_messages: int
-    processor_usage: dict[str, tuple[int, int]]  # what the processor counted (its committed billable records)
     invoices: dict[str, int]
 
+    @property
+    def usage(self) -> dict[str, Totals]:
+        """The ledger's (calls, records) per licensee."""
+        return self.ledger.usage
 
-def ledger_usage(database_url: str) -> tuple[dict[str, tuple[int, int]], Counter[tuple[str, str]]]:
-    """Per licensee (calls, records) in the ledger, and how many rows each event identity has."""
-    import psycopg
+    @property
+    def processor_usage(self) -> dict[str, Totals]:
+        """The processor's billed (calls, records) per licensee."""
+        return self.processor.usage
 
-    with psycopg.connect(database_url) as conn:
-        totals = conn.execute(
-            "SELECT licensee_id, sum(calls), sum(records) FROM usage_entries GROUP BY 1"
-        ).fetchall()
-        rows = conn.execute(
-            "SELECT source_event_source, source_event_id, count(*) FROM usage_entries GROUP BY 1, 2"
-        ).fetchall()
-    return (
-        {str(lic): (int(c), int(r)) for lic, c, r in totals},
-        Counter({(str(s), str(i)): int(n) for s, i, n in rows}),
+
+def _billed(rows: Iterable[tuple[str, str, int, int, str]]) -> Billed:
+    """A Billed from (licensee, bucket, calls, records, usage_id) rows, nothing deduplicated."""
+    usage: Counter[str] = Counter()
+    usage_records: Counter[str] = Counter()
+    buckets: Counter[Bucket] = Counter()
+    bucket_records: Counter[Bucket] = Counter()
+    ids: Counter[str] = Counter()
+    for licensee, bucket, calls, records, usage_id in rows:
+        usage[licensee] += calls
+        usage_records[licensee] += records
+        buckets[licensee, bucket] += calls
+        bucket_records[licensee, bucket] += records
+        ids[usage_id] += 1
+    return Billed(
+        {licensee: (calls, usage_records[licensee]) for licensee, calls in usage.items()},
+        {key: (calls, bucket_records[key]) for key, calls in buckets.items()},
+        ids,
     )
 
 
-def processor_usage(
-    bootstrap: str, licensees: Iterable[str], month: str = MONTH
-) -> dict[str, tuple[int, int]]:
-    """Per licensee (calls, records) of `month` that the processor counted, across every restart.
+def ledger_usage(database_url: str) -> Billed:
+    """The ledger's usage rows summed per licensee and per usage bucket (its hour, app, org, org type and
+    notice, keyed as the processor's domain keys it), and the rows each usage_id has."""
+    import psycopg
 
-    The processor emits one billable record per counted call in the same Kafka transaction as the state
-    change, so its committed billable records, not deduplicated here, are its counts: a call it counted
-    twice would show up twice.
+    with psycopg.connect(database_url, connect_timeout=3) as conn:
+        rows = conn.execute(
+            "SELECT licensee_id, extract(epoch FROM period_start)::bigint, app_id, coalesce(org_id, ''),"
+            " coalesce(org_type, ''), government_notified, calls, records, usage_id FROM usage_entries"
+        ).fetchall()
+    return _billed(
+        (str(licensee), _bucket(int(hour), app, org, org_type, notified), int(calls), int(records), str(uid))
+        for licensee, hour, app, org, org_type, notified, calls, records, uid in rows
+    )
+
+
+def _bucket(hour: int, app: str, org: str, org_type: str, notified: bool | None) -> str:
+    """The usage bucket id of a stored row, as services.processor.domain.usage.bucket_id writes it."""
+    notice = "" if notified is None else ("1" if notified else "0")
+    return f"{hour}|{app}|{org}|{org_type}|{notice}"
+
+
+def processor_usage(bootstrap: str, licensees: Iterable[str], month: str = MONTH) -> Billed:
+    """What the processor billed for `licensees` in `month`, across every restart: its committed
+    billable deltas, summed per licensee and usage bucket and not deduplicated here.
+
+    The deltas leave in the same Kafka transaction as the state that forgets their buckets, so these
+    sums are its counts: a call it billed twice, in two deltas or one delta delivered twice (which the
+    ledger would store once, by usage_id), shows up here.
     """
     wanted = set(licensees)
-    usage: dict[str, tuple[int, int]] = {}
+    rows = []
     for record in read_topic(bootstrap, topics.BILLABLE):
         data = record["data"]
         licensee = data["licensee_id"]
         if licensee in wanted and data["period_start"].startswith(month):
-            calls, records = usage.get(licensee, (0, 0))
-            usage[licensee] = (calls + int(data["calls"]), records + int(data["records"]))
-    return usage
+            rows.append((licensee, usage_domain.bucket_of(data), int(data["calls"]), int(data["records"]),
+                         str(data["usage_id"])))
+    return _billed(rows)
 
 
 def observe(deployed: Deployment, licensees: Iterable[str], month: str = MONTH) -> Observed:
     """Read the ledger, the processor's state of `licensees`, the alerts topic and the invoices."""
-    usage, events = ledger_usage(deployed.info.database_url)
+    ledger = ledger_usage(deployed.info.database_url)
     messages = read_topic(deployed.info.kafka_bootstrap, topics.ALERTS)
     alert_ids = frozenset(m["data"]["alert_id"] for m in messages)
     invoices = {}
@@ -517,11 +597,10 @@ def observe(deployed: Deployment, licensees: Iterable[str], month: str = MONTH) 
             response.raise_for_status()
             invoices[agreement.licensee_id] = int(response.json()["total_minor"])
     return Observed(
-        usage=usage,
-        events=events,
+        ledger=ledger,
+        processor=processor_usage(deployed.info.kafka_bootstrap, licensees, month),
         alert_ids=alert_ids,
         alert_messages=len(messages),
-        processor_usage=processor_usage(deployed.info.kafka_bootstrap, licensees, month),
         invoices=invoices,
     )
 
@@ -535,24 +614,43 @@ class Verdict:
     problems: list[str]
 
 
+def bucket_gaps(expected: Mapping[Bucket, Totals], seen: Mapping[Bucket, Totals]) -> tuple[int, int]:
+    """(lost, doubled) calls of `seen` against `expected`, bucket by bucket: calls short of a bucket's
+    expectation are lost, calls past it (or in a bucket not expected at all) are doubled."""
+    lost = doubled = 0
+    for key in expected.keys() | seen.keys():
+        want, got = expected.get(key, (0, 0))[0], seen.get(key, (0, 0))[0]
+        lost += max(0, want - got)
+        doubled += max(0, got - want)
+    return lost, doubled
+
+
+def _bucket_problems(where: str, expected: Mapping[Bucket, Totals], seen: Billed) -> list[str]:
+    problems = []
+    wrong = sorted(k for k in expected.keys() | seen.buckets.keys() if expected.get(k) != seen.buckets.get(k))
+    if wrong:
+        shown = [(k, expected.get(k), seen.buckets.get(k)) for k in wrong[:3]]
+        problems.append(f"{where}: {len(wrong)} usage buckets differ (bucket, expected, seen), e.g. {shown}")
+    if seen.repeated_ids:
+        problems.append(f"{where}: {len(seen.repeated_ids)} usage_ids more than once, "
+                        f"e.g. {sorted(seen.repeated_ids.items())[:3]}")
+    return problems
+
+
 def compare(expected: Expectation, seen: Observed) -> Verdict:
-    """Lost = expected events the ledger lacks; doubled = events counted more than once anywhere (ledger
-    rows, ledger sums, the processor's counts); problems name every difference, alerts and invoices too."""
-    problems: list[str] = []
-    lost = len(expected.events - set(seen.events))
-    extra = set(seen.events) - expected.events
-    doubled = sum(n - 1 for n in seen.events.values() if n > 1) + len(extra)
-    if lost:
-        missing = sorted(expected.events - set(seen.events))
-        problems.append(f"{lost} events missing from the ledger, e.g. {missing[:3]}")
-    if extra:
-        problems.append(f"{len(extra)} unexpected events in the ledger, e.g. {sorted(extra)[:3]}")
+    """Lost = expected calls the ledger lacks; doubled = calls counted more than once anywhere (ledger and
+    processor, per usage bucket, and usage_ids stored or delivered more than once); problems name every
+    difference, per licensee and per bucket, alerts and invoices too."""
+    lost, doubled = bucket_gaps(expected.buckets, seen.ledger.buckets)
+    doubled += sum(n - 1 for n in seen.ledger.repeated_ids.values())
+    problems = _bucket_problems("ledger", expected.buckets, seen.ledger)
     if seen.usage != expected.usage:
         problems.append(f"ledger usage {seen.usage} != expected {expected.usage}")
+    processor_lost, processor_doubled = bucket_gaps(expected.buckets, seen.processor.buckets)
+    processor_doubled += sum(n - 1 for n in seen.processor.repeated_ids.values())
+    lost, doubled = max(lost, processor_lost), max(doubled, processor_doubled)
+    problems += _bucket_problems("processor", expected.buckets, seen.processor)
     if seen.processor_usage != expected.usage:
-        counted = seen.processor_usage
-        over = sum(max(0, counted.get(lic, (0, 0))[0] - calls) for lic, (calls, _) in expected.usage.items())
-        doubled = max(doubled, over)
         problems.append(f"processor counts {seen.processor_usage} != expected {expected.usage}")
     if seen.alert_ids != expected.alert_ids:
         problems.append(
@@ -771,4 +869,4 @@ def soak(deployed: Deployment, seconds: float, rate: float, make: Callable[[int,
                 time.sleep(pause)  # the fixed rate is the soak's input, not a wait for a result
     sending = time.monotonic() - started
     rss_end = services_rss(deployed)
-    return SoakRun(sent, sending, rss_mid, rss_end, len(sent) - deployed.ledger_rows(), senders.report)
+    return SoakRun(sent, sending, rss_mid, rss_end, len(sent) - deployed.ledger_calls(), senders.report)

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from senders import Senders, batches
+from senders import Senders, batches, event_key
 from support import (
+    Bucket,
     Deployment,
     FaultRun,
+    Totals,
+    buckets_of,
     fraction_of,
     holds_within,
     note_fault,
@@ -31,7 +34,8 @@ DOWN_AT_MOST = 40.0  # seconds a part stays down waiting for the load to run int
 
 
 def assert_exact(run: FaultRun) -> None:
-    """Every event got its 202 in the end, and each counts exactly once everywhere."""
+    """Every event got its 202 in the end, and each counts exactly once everywhere: the ledger's and the
+    processor's usage equal the expectation per licensee and per usage bucket, every usage_id once."""
     expected = run.scenario.expected
     assert run.report.errors == []
     assert run.report.accepted == expected.events
@@ -39,6 +43,9 @@ def assert_exact(run: FaultRun) -> None:
     assert (run.verdict.lost, run.verdict.doubled) == (0, 0)
     assert run.seen.usage == expected.usage
     assert run.seen.processor_usage == expected.usage
+    assert run.seen.ledger.buckets == expected.buckets
+    assert run.seen.processor.buckets == expected.buckets
+    assert run.seen.ledger.repeated_ids == {} and run.seen.processor.repeated_ids == {}
     assert run.seen.alert_ids == expected.alert_ids
     assert run.seen.invoices == expected.invoices
     assert all(run.facts["alive"].values()), run.facts["alive"]
@@ -77,7 +84,7 @@ def test_killing_ingest_during_a_load_loses_nothing_and_doubles_nothing() -> Non
     assert_mid_stream(run)
     assert run.facts["failed_while_down"] > 0, "the kill did not hit the senders"
     assert_exact(run)
-    assert all(n == 1 for n in run.seen.events.values())
+    assert set(run.seen.ledger.usage_ids.values()) == {1}
 
 
 def _kill_and_restart(key: str, progress_of: Callable[[Deployment], Callable[[], int]], unit: str) -> Any:
@@ -106,7 +113,7 @@ def test_killing_the_processor_mid_stream_loses_nothing_and_doubles_nothing() ->
 
 def test_killing_the_ledger_mid_stream_loses_nothing_and_doubles_nothing() -> None:
     """kill -9 of the ledger mid-stream, then a restart: it resumes from the offsets stored with its rows."""
-    fault = _kill_and_restart("ledger", lambda deployed: deployed.ledger_rows, "stored")
+    fault = _kill_and_restart("ledger", lambda deployed: deployed.ledger_calls, "stored")
     run = run_fault("kill -9 ledger mid-stream", "ledger", fault)
 
     assert_mid_stream(run)
@@ -142,8 +149,8 @@ def test_restarting_kafka_mid_stream_loses_nothing_and_doubles_nothing() -> None
 def _restart_postgres(deployed: Deployment, senders: Senders, facts: dict[str, Any]) -> None:
     count = scenario().expected.count
     goal = fraction_of(count, 0.3)
-    wait_for(lambda: deployed.ledger_rows() >= goal, 180, f"{goal} of {count} stored before stopping PG")
-    note_fault(facts, senders, deployed.ledger_rows(), count, "stored")
+    wait_for(lambda: deployed.ledger_calls() >= goal, 180, f"{goal} of {count} stored before stopping PG")
+    note_fault(facts, senders, deployed.ledger_calls(), count, "stored")
     mark = deployed.log_size("ledger")
     started = time.monotonic()
     deployed.stack.stop_part("postgres")
@@ -183,20 +190,41 @@ def _twice_and_some_thrice(batches: list[Batch]) -> tuple[list[Batch], dict[int,
     return sends, late
 
 
+def _complete_buckets(original: list[Batch], late: dict[int, int]) -> dict[int, dict[Bucket, Totals]]:
+    """For each third copy (by its position in the sends), the usage buckets its batch's calls are billed
+    in, with the calls and records the whole event set bills in each: once the ledger holds exactly
+    those, every call of the batch was counted, flushed and stored."""
+    chosen = scenario()
+    by_key = {(c.source, c.event_id): c for c in chosen.calls}
+    calls_of = [[by_key[event_key(e)] for e in batch] for batch in original]
+    last_batch: dict[Bucket, int] = {}
+    for number, calls in enumerate(calls_of):
+        for key in buckets_of(calls, chosen.agreements):
+            last_batch[key] = number
+    wanted = {}
+    for position, repeated in late.items():
+        keys = buckets_of(calls_of[repeated], chosen.agreements)
+        # Reachable: every call of those buckets is in a batch sent (twice) before this third copy.
+        sent_before = repeated + 3
+        assert all(last_batch[key] <= sent_before for key in keys), f"batch {repeated}'s buckets reach past"
+        wanted[position] = {key: chosen.expected.buckets[key] for key in keys}
+    return wanted
+
+
 def test_a_producer_retrying_the_same_batches_after_timeouts_counts_each_event_once() -> None:
     """Every batch sent twice, some a third time once the first copy is in the ledger: each counts once."""
     original = batches(scenario().events)
     sends, late = _twice_and_some_thrice(original)
+    complete = _complete_buckets(original, late)
     stored_first: list[int] = []
 
     def before_send(deployed: Deployment, number: int) -> None:
-        # A third copy goes out once its batch is in the ledger, so the dedupe must hold against
-        # counted state, not just among copies in flight together.
-        if number in late:
-            batch = original[late[number]]
-            if holds_within(lambda: deployed.ledger_rows_of(batch) == len(batch), 60.0,
-                            f"batch {late[number]} in the ledger before sending it again"):
-                stored_first.append(number)
+        # A third copy goes out once its batch is in the ledger (every usage bucket its calls are billed in
+        # holds all the calls and records it ever will), so the dedupe must hold against counted state,
+        # not just among copies in flight together.
+        if number in late and holds_within(lambda: deployed.ledger_holds(complete[number]), 60.0,
+                                           f"batch {late[number]} in the ledger before sending it again"):
+            stored_first.append(number)
 
     def note(deployed: Deployment, senders: Senders, facts: dict[str, Any]) -> None:
         facts["copies"] = f"{len(sends)} sends of {len(original)} batches"

@@ -11,10 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support import (
     Verdict,
+    billed_buckets,
+    bucket_gaps,
     chaos_agreements,
     deployment,
     ledger_usage,
     record_result,
+    simulate,
     soak,
     wait_until_settled,
 )
@@ -52,7 +55,7 @@ def test_a_sustained_load_keeps_lag_bounded_memory_flat_and_counts_exact() -> No
     with deployment("soak", sources_of, AGREEMENTS) as deployed:
         run = soak(deployed, SOAK_SECONDS, SOAK_RATE, soak_call)
         catch_up = wait_until_settled(deployed, len(run.sent), timeout=CATCH_UP_SECONDS + 60)
-        usage, rows = ledger_usage(deployed.info.database_url)
+        ledger = ledger_usage(deployed.info.database_url)
         address = deployed.service("processor").metrics_address
         counted = {k: int(metric_sum(address, "tollgate_usage_calls_total", licensee=k)) for k in LICENSEES}
         alive = deployed.alive()
@@ -61,9 +64,11 @@ def test_a_sustained_load_keeps_lag_bounded_memory_flat_and_counts_exact() -> No
     records: Counter[str] = Counter()
     for call in run.sent:
         records[call.licensee_id] += call.records
-    keys = {(call.source, call.event_id) for call in run.sent}
-    lost = len(keys - set(rows))
-    doubled = sum(n - 1 for n in rows.values()) + sum(max(0, counted[k] - calls[k]) for k in calls)
+    # What the pure domain bills per usage bucket for the calls sent (each of them counts).
+    buckets = billed_buckets(simulate(run.sent, AGREEMENTS, now=datetime.now(UTC)))
+    lost, doubled = bucket_gaps(buckets, ledger.buckets)
+    doubled += sum(n - 1 for n in ledger.repeated_ids.values())
+    doubled += sum(max(0, counted[k] - calls[k]) for k in calls)
     memory = ", ".join(f"{k} {run.rss_mid.get(k)}->{run.rss_end[k]} MiB" for k in sorted(run.rss_end))
     note = (f"rate={run.rate:.0f}/s, behind at end={run.behind_at_end}, catch-up={catch_up:.1f}s, "
             f"RSS mid->end: {memory}")
@@ -72,7 +77,9 @@ def test_a_sustained_load_keeps_lag_bounded_memory_flat_and_counts_exact() -> No
 
     assert run.report.errors == []
     assert (lost, doubled) == (0, 0)
-    assert usage == {k: (calls[k], records[k]) for k in calls}
+    assert ledger.usage == {k: (calls[k], records[k]) for k in calls}
+    assert ledger.buckets == buckets
+    assert ledger.repeated_ids == {}
     assert counted == dict(calls)
     assert all(alive.values()), alive
     assert run.rate >= 0.9 * SOAK_RATE, "the senders could not keep the rate"
