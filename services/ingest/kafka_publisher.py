@@ -105,10 +105,23 @@ class KafkaPublisher:
                 self._producer = None
         threading.Thread(target=producer.close, kwargs={"timeout": 0}, daemon=True).start()
 
+    def _undelivered(self, producer: KafkaProducer, exc: BaseException) -> None:
+        """A record the producer gave up on by itself (its batch expired in a broker outage longer than
+        the delivery timeout) makes kafka-python reset its idempotent producer id, and that producer never
+        delivered again once the broker was back (the chaos tier's broker restart): drop it, so the next
+        request builds a fresh one. Runs in the producer's thread; only the first failure drops it."""
+        with self._lock:
+            if self._producer is not producer:
+                return
+        log.warning("the Kafka producer gave up on a record (%r); the next request reconnects", exc)
+        self._discard(producer)
+
     def _publish_blocking(self, records: Sequence[Record], deadline: float) -> None:
         producer = self._get()
         try:
             futures = [producer.send(self.settings.topic, key=r.key, value=r.value) for r in records]
+            for future in futures:
+                future.add_errback(self._undelivered, producer)
             for future in futures:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaTimeoutError as exc:
