@@ -62,7 +62,7 @@ INGEST_PROTECTED = [e for e in endpoints(INGEST) if e[1] not in PUBLIC]
 
 def test_the_route_tables_are_what_this_test_expects() -> None:
     assert {path for _, path in endpoints(LEDGER) if path in PUBLIC} == PUBLIC
-    assert len(LEDGER_PROTECTED) == 9
+    assert len(LEDGER_PROTECTED) == 10  # with GET /v1/licensees/{id}/alerts
     assert INGEST_PROTECTED == [("POST", "/v1/events")]
 
 

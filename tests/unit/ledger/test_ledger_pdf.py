@@ -11,7 +11,7 @@ from services.ledger import pdf
 from services.ledger.api_reports import wants_json, wants_pdf
 from services.ledger.settings import LedgerSettings
 
-ENV = {"TOLLGATE_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "TOLLGATE_DATABASE_URL": "postgresql://u:p@h/db",
+ENV = {"TOLLGATE_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "TOLLGATE_DATABASE_URL": "postgresql://u:pw@h/db",
        "TOLLGATE_TOKENS_FILE": __file__}  # fmt: skip
 
 
