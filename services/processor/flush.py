@@ -9,7 +9,6 @@ failed commit aborts both, and the re-read calls rebuild the same buckets.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,7 +20,6 @@ from services.processor.batch import Batch
 from services.processor.domain import usage
 from services.processor.state import PartitionState
 
-log = logging.getLogger(__name__)
 Produce = Callable[[str, bytes, bytes], None]  # topic, key, value
 Open = tuple[int, Batch, PartitionState]
 
