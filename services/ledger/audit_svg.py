@@ -11,6 +11,10 @@ from services.core.events import format_time
 BAR_HEIGHT = 18
 LABEL_WIDTH = 230
 CHART_WIDTH = 720
+# The report's CSS sets `svg text{font:12px sans-serif}`; no sans-serif glyph at 12 px is wider than this
+# (digits and most letters are 6-7 px), so a label's estimated width bounds its real one.
+CHAR_WIDTH = 7.5
+MARGIN = 4
 
 
 def bar_chart(title: str, bars: Sequence[tuple[str, int]]) -> str:
@@ -53,9 +57,21 @@ def timeline(first: datetime, last: datetime, notice: datetime | None) -> str:
     if notice is not None:
         marks.append(("notice", notice, "notice"))
     for index, (name, moment, css) in enumerate(marks):
-        y = 16 if index % 2 == 0 else 56
+        label = f"{name} {format_time(moment)[:16]}"
         parts.append(f'<circle cx="{x(moment):.1f}" cy="30" r="5" class="{css}"/>'
-                     f'<text x="{x(moment):.1f}" y="{y}" text-anchor="middle">{name} '
-                     f'{escape(format_time(moment)[:16])}</text>')  # fmt: skip
+                     f'<text x="{label_x(x(moment), label):.1f}" y="{16 if index % 2 == 0 else 56}" '
+                     f'text-anchor="middle">{escape(label)}</text>')  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
+
+
+def label_width(label: str) -> float:
+    """An upper bound of a label's rendered width in the report's chart font."""
+    return CHAR_WIDTH * len(label)
+
+
+def label_x(mark: float, label: str) -> float:
+    """Where a label centred under its mark goes: as near the mark as keeps it all inside the chart (the
+    first and last access sit at the axis' ends, where a centred label would be cut in half)."""
+    half = label_width(label) / 2
+    return min(max(mark, half + MARGIN), CHART_WIDTH - half - MARGIN)

@@ -9,7 +9,7 @@ import pytest
 
 from services.ledger.audit_data import cross_check, rule_kept
 from services.ledger.audit_html import money, table, text
-from services.ledger.audit_svg import bar_chart, timeline
+from services.ledger.audit_svg import bar_chart, label_width, label_x, timeline
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,32 @@ def test_a_timeline_marks_first_and_last_access_and_the_notice_in_time_order() -
                    datetime(2026, 9, 1, tzinfo=UTC))  # fmt: skip
     positions = [float(x) for x in re.findall(r'<circle cx="([0-9.]+)"', svg)]
     assert positions[2] < positions[0] < positions[1]  # notice, then first, then last access
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "notice"),
+    [(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 31, 23, 59, tzinfo=UTC), None),
+     (datetime(2026, 10, 2, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC),
+      datetime(2026, 9, 1, tzinfo=UTC)),
+     (datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 10, 5, tzinfo=UTC),
+      datetime(2026, 11, 1, tzinfo=UTC))],
+)  # fmt: skip
+def test_every_timeline_label_lies_inside_the_svg(
+    first: datetime, last: datetime, notice: datetime | None
+) -> None:
+    svg = timeline(first, last, notice)
+    width = float(re.search(r'<svg [^>]*width="([0-9.]+)"', svg).group(1))  # type: ignore[union-attr]
+    labels = re.findall(r'<text x="([0-9.]+)" y="[0-9]+" text-anchor="middle">([^<]+)</text>', svg)
+    assert len(labels) == 3 if notice else 2
+    for x, label in labels:
+        half = label_width(label) / 2
+        assert float(x) - half >= 0 and float(x) + half <= width, (x, label)
+    marks = [float(cx) for cx in re.findall(r'<circle cx="([0-9.]+)"', svg)]
+    assert min(marks) == 20.0 and max(marks) == width - 20  # the marks stay at the times they show
+
+
+def test_a_label_wider_than_its_mark_allows_moves_inward_and_only_then() -> None:
+    label = "first access 2026-10-01T00:00"
+    assert label_x(20.0, label) == pytest.approx(label_width(label) / 2 + 4)
+    assert label_x(360.0, label) == 360.0
+    assert label_x(700.0, label) == pytest.approx(720 - label_width(label) / 2 - 4)
