@@ -22,6 +22,7 @@ DEFAULT_ANOMALY_CRITICAL_FACTOR = 10.0
 # ASCII digits only and no other ISO 8601 forms: date.fromisoformat also reads 20260101 and 2026-W01-1.
 _PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 BOUND_REASON = "must be a date (YYYY-MM-DD) or an RFC 3339 date-time with a UTC offset"
+LICENSEE, GROUP = "licensee", "group"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,15 @@ class Agreement:
     government_use: str
     government_notices: tuple[GovernmentNotice, ...]
     raw: dict[str, Any]
+    # Licensee groups: an account names its group in `parent_id`; a group's own record has kind "group"
+    # and only limits, which cap the sum of its members (a 0 cap is no cap on that metric).
+    kind: str = LICENSEE
+    parent_id: str | None = None
+
+    @property
+    def is_group(self) -> bool:
+        """Whether this is a licensee group's own record (it judges no call and bills nothing)."""
+        return self.kind == GROUP
 
     def is_active(self, at: datetime) -> bool:
         """Whether the agreement covers the instant `at` (from inclusive, to exclusive)."""
@@ -124,6 +134,9 @@ def parse_agreement(data: dict[str, Any]) -> Agreement:
         # The caller wrote only the data object, so name fields relative to it.
         raise ValidationFailed([_relative(p) for p in found])
     effective_from, effective_to = _period(data)
+    parent_id = _parent(data)
+    if data.get("kind") == GROUP:
+        return _group(data, effective_from, effective_to)
     plan = data["plan"]
     return Agreement(
         licensee_id=data["licensee_id"], name=data["name"],
@@ -136,8 +149,71 @@ def parse_agreement(data: dict[str, Any]) -> Agreement:
             GovernmentNotice(n["org_id"], parse_time(n["notified_at"]), n["use_case"])
             for n in data["government_notices"]
         ),
-        raw=data,
+        raw=data, parent_id=parent_id,
     )  # fmt: skip
+
+
+def _parent(data: dict[str, Any]) -> str | None:
+    """The account's group; ValidationFailed naming `parent_id` when it names the account itself."""
+    parent = data.get("parent_id")
+    if parent is not None and parent == data["licensee_id"]:
+        reason = "must name another licensee or a group, not the agreement's own licensee_id"
+        raise ValidationFailed([{"field": "parent_id", "reason": reason}])
+    return parent
+
+
+_MEMBER_ONLY = ("plan", "apps", "government_use", "government_notices", "parent_id")
+_GROUP_CAPS = ("calls_per_month", "records_per_month")
+
+
+def _group_problems(data: dict[str, Any]) -> list[dict[str, str]]:
+    """What a group record may not hold: member terms, a parent, a rate cap; and it needs a month cap."""
+    found = [
+        {"field": field, "reason": "a group record holds only its limits; its members carry the terms"}
+        for field in _MEMBER_ONLY if data.get(field) is not None
+    ]  # fmt: skip
+    limits = data["limits"]
+    if "calls_per_minute" in limits:
+        found.append({"field": "limits.calls_per_minute", "reason": "group caps are per month only"})
+    if not any(limits.get(cap) for cap in _GROUP_CAPS):
+        found.append({"field": "limits", "reason": "a group needs calls_per_month or records_per_month"})
+    return found
+
+
+def _group(data: dict[str, Any], start: datetime, end: datetime | None) -> Agreement:
+    """A group's own record: its caps over the members' sum; no plan, apps or government terms."""
+    found = _group_problems(data)
+    if found:
+        raise ValidationFailed(found)
+    limits = data["limits"]
+    return Agreement(
+        licensee_id=data["licensee_id"], name=data["name"], effective_from=start, effective_to=end,
+        plan=Plan(0, 0, "XXX", 0, 0),
+        limits=Limits(
+            calls_per_month=limits.get("calls_per_month", 0),
+            records_per_month=limits.get("records_per_month", 0),
+            calls_per_minute=0,
+            warning_ratio=limits.get("warning_ratio", DEFAULT_WARNING_RATIO),
+            severe_ratio=limits.get("severe_ratio", DEFAULT_SEVERE_RATIO),
+        ),
+        apps={}, government_use="allowed", government_notices=(), raw=data, kind=GROUP,
+    )  # fmt: skip
+
+
+def check_groups(agreements: list[Agreement]) -> list[dict[str, object]]:
+    """Problems of a file's groups (index, field, reason): one level only, so no cycle and no nesting."""
+    parent_of = {a.licensee_id: a.parent_id for a in agreements}
+    problems: list[dict[str, object]] = []
+    for index, agreement in enumerate(agreements):
+        parent = agreement.parent_id
+        if parent is None or parent_of.get(parent) is None:
+            continue
+        if parent_of.get(parent) == agreement.licensee_id:
+            reason = f"{agreement.licensee_id} -> {parent} -> {agreement.licensee_id} is a cycle"
+        else:
+            reason = f"{parent} belongs to {parent_of[parent]} itself: groups are one level deep"
+        problems.append({"index": index, "field": "parent_id", "reason": reason})
+    return problems
 
 
 def _relative(problem: dict[str, str]) -> dict[str, str]:
@@ -206,6 +282,7 @@ def load_agreements(path: Path) -> list[Agreement]:
             parsed.append(parse_agreement(item))
         except ValidationFailed as exc:
             failures += [{"index": index, **p} for p in exc.problems]
+    failures += check_groups(parsed)
     if failures:
         raise ValidationFailed(failures)
     return parsed

@@ -128,11 +128,18 @@ class AlertRaised:
     baseline: float | None = None
     factor: float | None = None
     top_apps: tuple[dict[str, Any], ...] = ()
+    # A licensee group's cap (subject = the group): the member whose call crossed it.
+    member_id: str | None = None
 
     @property
     def alert_id(self) -> str:
         """Deterministic: a replay yields the same id, so the alert fires once."""
-        return ids.alert_id(self.rule, self.licensee_id, self.window_start, self.severity, self.subject)
+        # A metric other than the subject (a group's calls or records) joins the identity; every other
+        # alert's subject is its metric or it has none, so their ids are unchanged.
+        subject = self.subject
+        if self.metric is not None and self.metric != subject:
+            subject = f"{subject}\x1f{self.metric}"
+        return ids.alert_id(self.rule, self.licensee_id, self.window_start, self.severity, subject)
 
     def to_cloudevent(self) -> dict[str, Any]:
         """The envelope this alert travels in."""
@@ -143,6 +150,8 @@ class AlertRaised:
         }
         if self.baseline is not None:
             evidence.update(baseline=self.baseline, factor=self.factor, top_apps=list(self.top_apps))
+        if self.member_id is not None:
+            evidence["member_id"] = self.member_id
         data = {
             "alert_id": self.alert_id, "licensee_id": self.licensee_id, "rule": self.rule,
             "severity": self.severity, "metric": self.metric, "subject": self.subject,

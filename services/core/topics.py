@@ -9,3 +9,9 @@ BILLABLE_DLQ = "tollgate.billable.v1.dlq"
 
 ALL_TOPICS = (API_CALLS, API_CALLS_DLQ, AGREEMENTS, ALERTS, BILLABLE, BILLABLE_DLQ)
 COMPACTED_TOPICS = (AGREEMENTS,)
+
+
+def group_usage(app_id: str) -> str:
+    """The processor's internal topic of group members' counted calls, keyed by group: named after its
+    consumer group, like quix's changelogs, so each processor app (and each test) has its own."""
+    return f"{app_id}.group-usage.v1"

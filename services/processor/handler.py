@@ -18,6 +18,7 @@ from services.core.agreements import Agreement
 from services.core.clock import Clock
 from services.core.events import ApiCall, dumps
 from services.processor.codec import Incoming, Invalid, Source, dead_letter
+from services.processor.domain.groups import group_call
 from services.processor.domain.step import COUNTED, Decision, Policy, decide
 from services.processor.domain.store import Write
 from services.processor.errors import PoisonRecord
@@ -34,6 +35,8 @@ class Topics:
     alerts: str
     billable: str
     dlq: str
+    # The group stage's internal topic (group_stage.py); "" when no group stage runs.
+    groups: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +125,18 @@ class Handler:
                 )
                 if decision.reason:
                     return decision, agreement, [self._dead_letter(source, decision.reason, payload, now)]
-                return decision, agreement, self._outputs(call, decision)
+                return decision, agreement, self._outputs(call, decision, agreement)
             except Exception as exc:  # the guard: no record may stop metering for everyone
                 failure = exc
         raise PoisonRecord(f"{type(failure).__name__}: {failure}") from failure
 
-    def _outputs(self, call: ApiCall, decision: Decision) -> list[Emit]:
+    def _outputs(self, call: ApiCall, decision: Decision, agreement: Agreement | None) -> list[Emit]:
         # Billable usage leaves aggregated, when its bucket is flushed (flush.py), not per call.
         key = call.licensee_id.encode()
-        return [Emit(self.topics.alerts, key, dumps(alert.to_cloudevent())) for alert in decision.alerts]
+        out = [Emit(self.topics.alerts, key, dumps(alert.to_cloudevent())) for alert in decision.alerts]
+        if decision.kind == COUNTED and self.topics.groups:
+            out += group_emits(self.topics.groups, call, agreement)
+        return out
 
     def _observe(
         self, call: ApiCall, decision: Decision, agreement: Agreement | None, partition: int
@@ -172,3 +178,11 @@ class Handler:
         problems: list[dict[str, str]] | None = None,
     ) -> Emit:
         return Emit(self.topics.dlq, source.key, dead_letter(source, reason, payload, now, problems))
+
+
+def group_emits(topic: str, call: ApiCall, agreement: Agreement | None) -> list[Emit]:
+    """A group member's counted call, for its group's stage (keyed by the group); none without a group."""
+    found = group_call(call, agreement)
+    if found is None:
+        return []
+    return [Emit(topic, found.group_id.encode(), dumps(found.to_dict()))]

@@ -14,7 +14,9 @@ from typing import Any
 from quixstreams import Application, message_context
 from quixstreams.models.topics import Topic
 
+from services.core import topics
 from services.core.clock import Clock
+from services.processor import group_stage
 from services.processor.agreements_view import AgreementsView
 from services.processor.batch import Batch
 from services.processor.codec import TICKED, Incoming, Source, check_key, read_message
@@ -45,11 +47,15 @@ def build(
         value_deserializer=ReadCall(),
         timestamp_extractor=event_timestamp(clock, int(settings.max_lead_seconds * 1000), lag),
     )
-    names = Topics(settings.alerts_topic, settings.billable_topic, settings.dlq_topic)
+    group_calls = topics.group_usage(settings.app_id)
+    names = Topics(settings.alerts_topic, settings.billable_topic, settings.dlq_topic, group_calls)
     outputs = {
         name: app.topic(name, key_serializer="bytes", value_serializer=EmitValue())
         for name in (names.alerts, names.billable, names.dlq)
     }
+    max_lead_ms = int(settings.max_lead_seconds * 1000)
+    groups = group_stage.group_topic(app, names.groups, calls, EmitValue(), clock, max_lead_ms)
+    outputs[names.groups] = groups
     sdf = app.dataframe(calls)
     context = sdf.processing_context
     tally = Tally(metrics, lambda: _checkpoint(context))
@@ -91,6 +97,13 @@ def build(
     sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)
     sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(clock.now().timestamp() * 1000))
     sdf.to_topic(lambda value, key, timestamp, headers: _topic(outputs, value), key=lambda value: value.key)
+
+    def fired(group: str, rule: str, severity: str) -> None:
+        tally.add(_checkpoint(context), "fired", group, rule, severity)
+
+    lookup = group_stage.group_records(agreements.versions.in_force)
+    stage = group_stage.GroupStage(names.alerts, lookup, clock, settings.policy(), fired)
+    group_stage.build(app, groups, stage, outputs[names.alerts], clock)
 
 
 def _topic(outputs: dict[str, Topic], value: Emit) -> Topic:

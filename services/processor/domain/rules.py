@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.core.agreements import Agreement
+from services.core.agreements import Agreement, Limits
 from services.core.events import AlertRaised, ApiCall
 from services.processor.domain.anomaly import DayUsage, within
 
@@ -101,11 +101,16 @@ def alert(ctx: Context, breach: Breach) -> AlertRaised:
 
 def volume(ctx: Context, agreement: Agreement) -> list[Breach]:
     """volume.warning|breach|severe on calls and on records per calendar month."""
-    limits = agreement.limits
+    return month_caps(ctx.month, ctx.month_window, agreement.limits)
+
+
+def month_caps(month: MonthUsage, window: tuple[datetime, datetime], limits: Limits) -> list[Breach]:
+    """The volume levels `month` reached against `limits` (a licensee's, or a group's over its members);
+    subject = the metric. A cap of 0 is no cap."""
     found = []
     for metric, observed, limit in (
-        ("calls", ctx.month.calls, limits.calls_per_month),
-        ("records", ctx.month.records, limits.records_per_month),
+        ("calls", month.calls, limits.calls_per_month),
+        ("records", month.records, limits.records_per_month),
     ):
         if limit <= 0 or observed < threshold(limit, min(limits.warning_ratio, 1.0)):
             continue
@@ -114,7 +119,7 @@ def volume(ctx: Context, agreement: Agreement) -> list[Breach]:
         levels = sorted(zip(ratios, VOLUME_LEVELS, strict=True))
         for ratio, (rule, severity) in levels:
             if observed >= threshold(limit, ratio):
-                found.append(Breach(rule, severity, ctx.month_window, metric, observed, limit))
+                found.append(Breach(rule, severity, window, metric, observed, limit))
     return found
 
 
@@ -169,7 +174,8 @@ def anomaly(ctx: Context, agreement: Agreement) -> list[Breach]:
 def evaluate(ctx: Context) -> list[Breach]:
     """Every breach whose condition holds after counting `ctx.call`."""
     agreement = ctx.agreement
-    if agreement is None or not agreement.is_active(ctx.call.time):
+    # A group's own record caps its members' sum (groups.py); it is no agreement for calls of its own.
+    if agreement is None or agreement.is_group or not agreement.is_active(ctx.call.time):
         return [Breach("agreement.missing", CRITICAL, ctx.month_window)]
     return [
         *volume(ctx, agreement),
