@@ -125,7 +125,8 @@ def _licensees(conn: Any, month: Any) -> list[str]:
     rows = conn.execute(
         """SELECT licensee_id FROM usage_entries WHERE period_start >= %s AND period_start < %s
            UNION SELECT licensee_id FROM agreements
-           WHERE effective_from < %s AND (effective_to IS NULL OR effective_to > %s) ORDER BY 1""",
+           WHERE effective_from < %s AND (effective_to IS NULL OR effective_to > %s)
+             AND kind IS DISTINCT FROM 'group' ORDER BY 1""",
         (month.start, month.end, month.end, month.start),
     )
     return [row[0] for row in rows]

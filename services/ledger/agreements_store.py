@@ -39,9 +39,9 @@ LOCK_LICENSEE = "SELECT pg_advisory_xact_lock(hashtext('agreements'), hashtext(%
 # A new row unless this record is stored, or the document is the version in force for its start
 # (migration 0009). No ON CONFLICT: the chain trigger must never link a row that is then skipped.
 INSERT_VERSION = """INSERT INTO agreements (licensee_id, effective_from, effective_to, document, digest,
-        kafka_topic, kafka_partition, kafka_offset)
+        kafka_topic, kafka_partition, kafka_offset, parent_id, kind)
     SELECT %(licensee)s::text, %(start)s::timestamptz, %(end)s::timestamptz, %(document)s, %(digest)s::text,
-        %(topic)s::text, %(partition)s::integer, %(offset)s::bigint
+        %(topic)s::text, %(partition)s::integer, %(offset)s::bigint, %(parent)s::text, %(kind)s::text
     WHERE NOT EXISTS (SELECT 1 FROM agreements WHERE kafka_topic = %(topic)s::text
             AND kafka_partition = %(partition)s::integer AND kafka_offset = %(offset)s::bigint)
         AND (SELECT digest FROM agreements WHERE licensee_id = %(licensee)s::text
@@ -73,6 +73,8 @@ def insert_agreement(conn: Executor, agreement: Agreement, source: Source | None
             "topic": topic,
             "partition": partition,
             "offset": offset,
+            "parent": agreement.parent_id,
+            "kind": agreement.kind,
         },
     )
     return cursor.rowcount

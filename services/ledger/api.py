@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from services.core.clock import Clock
 from services.core.tokens import Principal, TokenStore
-from services.ledger import openapi, params, render, repository
+from services.ledger import group_report, group_store, openapi, params, render, repository
 from services.ledger.catalogue import Catalogue, load_catalogue
 from services.ledger.db import Connect
 from services.ledger.errors import BadParameter, IdempotencyConflict, InvoiceNotDue, NothingToInvoice
@@ -187,8 +187,9 @@ class LedgerApi:
         """`GET /v1/licensees/{id}/usage-report?from=&to=`."""
         licensee = params.licensee(request.path_params["licensee_id"])
         start, end = params.time_range(query(request, ("from", "to")))
-        found = await run_in_threadpool(self.read, repository.report, licensee, start, end)
-        return respond(request, found, render.REPORT_COLUMNS, render.report_rows(found))
+        found = await run_in_threadpool(self.read, group_store.report_with_group, licensee, start, end)
+        rows = render.report_rows(found) + group_report.csv_rows(found["group"])
+        return respond(request, found, (*render.REPORT_COLUMNS, *group_report.GROUP_COLUMNS), rows)
 
     async def adjust(self, request: Request, _: Principal) -> Response:
         """`POST /v1/licensees/{id}/adjustments`: 201 posted, 200 when the Idempotency-Key was seen."""

@@ -10,16 +10,17 @@ import psycopg
 from psycopg.rows import dict_row
 
 from services.core.agreements import parse_agreement
-from services.ledger import alerts_store, chain_store, repository
+from services.ledger import alerts_store, chain_store, group_store, repository
 from services.ledger.catalogue import Catalogue, default_catalogue
 from services.ledger.exposure_store import period_exposure
 from services.ledger.invoices import BILLED_BY_MONTH
 from services.ledger.pricing import Month
 
 MAX_ALERTS = 5000  # a report lists at most this many; GET /v1/licensees/{id}/alerts pages through more
+# A group's own record is no licensee's terms: the report's group section shows its caps.
 VERSIONS = """SELECT agreement_version, loaded_at, document FROM agreements
     WHERE licensee_id = %s AND effective_from < %s::timestamptz
-      AND (effective_to IS NULL OR effective_to > %s::timestamptz)
+      AND (effective_to IS NULL OR effective_to > %s::timestamptz) AND kind IS DISTINCT FROM 'group'
     ORDER BY effective_from, agreement_version"""
 INVOICES = """SELECT to_char(month, 'YYYY-MM') FROM invoices
     WHERE licensee_id = %s AND month >= %s::date AND month < %s::date ORDER BY month"""
@@ -45,9 +46,11 @@ def audit_facts(
     billed = {row[0]: (int(row[1]), int(row[2])) for row in conn.execute(BILLED_BY_MONTH, (licensee_id,))}
     government_use = agreements[-1]["government_use"] if agreements else None
     alerts = alerts_store.alerts(conn, licensee_id, start, end, MAX_ALERTS)
+    group = group_store.group_facts(conn, licensee_id, start, end)
+    shared = group_store.shared_org_facts(conn, group_store.scope_of(group, licensee_id), start, end)
     return {
         "licensee_id": licensee_id, "from": start, "to": end,
-        "name": agreements[-1]["name"] if agreements else licensee_id,
+        "name": agreements[-1]["name"] if agreements else (group or {}).get("name", licensee_id),
         "agreements": agreements, "usage": usage,
         "government": [{**org, "rule_kept": rule_kept(government_use, org)} for org in usage["government"]],
         "alerts": alerts["alerts"], "alerts_truncated": alerts["truncated"],
@@ -55,6 +58,7 @@ def audit_facts(
         "cross_check": cross_check(usage["apps"], billed),
         "chain_heads": chain_store.heads(conn, licensee_id),
         "exposure": period_exposure(conn, licensee_id, start, end, catalogue or default_catalogue()),
+        "group": group, "shared_orgs": shared,
     }  # fmt: skip
 
 

@@ -72,10 +72,11 @@ def verdict(ok: bool, yes: str = "yes", no: str = "NO") -> tuple[str, str]:
 
 def render(facts: Mapping[str, Any], generated_at: datetime) -> str:
     """The whole document."""
-    from services.ledger import audit_exposure, audit_sections  # they build on this module's helpers
+    from services.ledger import audit_exposure, audit_groups, audit_sections  # they build on these helpers
 
     title = f"Audit evidence report: {facts['name']} ({facts['licensee_id']})"
-    sections = [_terms(facts), _usage(facts), _without_use_case(facts), _government(facts),
+    sections = [_terms(facts), _usage(facts), audit_groups.group_section(facts),
+                audit_groups.shared_orgs_section(facts), _without_use_case(facts), _government(facts),
                 audit_sections.alerts_raised(facts),
                 _invoices(facts), _cross_check(facts), audit_exposure.exposure_section(facts),
                 audit_sections.chain_heads(facts)]  # fmt: skip

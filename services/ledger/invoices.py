@@ -50,7 +50,8 @@ UNBILLED_ADJUSTMENTS = """
 CANDIDATES = """
     (SELECT licensee_id FROM usage_entries WHERE period_start >= %(start)s AND period_start < %(end)s
      UNION SELECT licensee_id FROM agreements
-           WHERE effective_from < %(end)s AND (effective_to IS NULL OR effective_to > %(start)s))
+           WHERE effective_from < %(end)s AND (effective_to IS NULL OR effective_to > %(start)s)
+             AND kind IS DISTINCT FROM 'group')  -- a group's own record bills nothing
     EXCEPT SELECT licensee_id FROM invoices WHERE month = %(month)s
     ORDER BY 1"""
 
