@@ -22,6 +22,7 @@ from processor_support import (
     produce,
     publish,
     read_all,
+    wait_counted,
     wait_until,
 )
 
@@ -44,12 +45,21 @@ def _member(licensee: str) -> Agreement:
     return parse_agreement({**raw, **changes})
 
 
-def _group() -> Agreement:
+def _group(calls_per_month: int = 100, severe_ratio: float = 1.2) -> Agreement:
     return parse_agreement({
         "licensee_id": GROUP, "kind": "group", "name": "Northwind Holdings (every Northwind account)",
         "effective_from": "2026-01-01", "effective_to": None,
-        "limits": {"calls_per_month": 100, "severe_ratio": 1.2},
+        "limits": {"calls_per_month": calls_per_month, "severe_ratio": severe_ratio},
     })  # fmt: skip
+
+
+def _drained(workers: Workers, broker: str) -> None:
+    """Wait until the input and the group stage's topic are committed to their ends."""
+    workers.wait_drained()
+    group_topic = core_topics.group_usage(workers.app_id)
+    wait_until(
+        lambda: committed_everything(broker, workers.app_id, group_topic), 120, "the group stage to drain"
+    )
 
 
 def test_a_group_cap_fires_with_the_group_as_subject_when_only_the_members_sum_passes_it(
@@ -65,10 +75,7 @@ def test_a_group_cap_fires_with_the_group_as_subject_when_only_the_members_sum_p
     group_topic = core_topics.group_usage(workers.app_id)
     try:
         workers.start("solo")
-        workers.wait_drained()
-        wait_until(
-            lambda: committed_everything(broker, workers.app_id, group_topic), 120, "the group stage to drain"
-        )
+        _drained(workers, broker)
     finally:
         workers.stop_all()
     try:
@@ -92,3 +99,33 @@ def test_a_group_cap_fires_with_the_group_as_subject_when_only_the_members_sum_p
     assert (breach["licensee_id"], breach["limit"]) == (GROUP, 100)
     for alert in read_all(broker, topics.alerts):
         assert problems(ALERT_TYPE, alert) == []
+
+
+def test_a_worker_killed_mid_stream_counts_each_member_call_in_its_group_once(
+    broker: str, topics: Topics, tmp_path: Path
+) -> None:
+    # 1,500 unique calls against a group cap of 1,000 whose severe level starts at 1,501: one call of a
+    # member counted twice in the group, by the re-read after the kill, would raise it.
+    publish(broker, topics, [_group(1000, 1.501), *(_member(m) for m in MEMBERS)])
+    start, minute = MONTH + timedelta(hours=1), timedelta(minutes=1)
+    each = [calls_of(m, 500, start, minute / 20, first=0) for m in MEMBERS]
+    produce(broker, topics.input, sorted((c for member in each for c in member), key=lambda c: c.time))
+    workers = Workers(broker, topics, tmp_path)
+    group_topic = core_topics.group_usage(workers.app_id)
+    try:
+        wait_counted(workers.start("solo"), 600)
+        workers.started[-1].kill()
+        workers.start("solo")
+        _drained(workers, broker)
+    finally:
+        workers.stop_all()
+    try:
+        alerts = [a["data"] for a in read_all(broker, topics.alerts)]
+        group_calls = read_all(broker, group_topic)
+    finally:
+        AdminClient({"bootstrap.servers": broker}).delete_topics([group_topic])
+    assert len({c["event_id"] for c in group_calls}) == len(group_calls) == 1500
+    assert sorted((a["rule"], a["observed"]) for a in alerts) == [
+        ("volume.breach", 1000),
+        ("volume.warning", 800),
+    ]
