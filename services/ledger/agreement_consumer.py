@@ -2,8 +2,9 @@
 
 The ledger's one source of agreements is the topic `tollgate agreements load` publishes to, the same one the
 processor follows. This consumer is a LedgerConsumer (services/ledger/consumer.py) on that topic, as the
-alerts consumer is: every partition, `read_committed`, positions in `consumer_offsets` written in the same
-PostgreSQL transaction as the rows, rollback and seek back on any transient error, `drain` for tests.
+alerts consumer is, except that it does not split the topic between instances (every instance reads every
+partition): `read_committed`, positions in `consumer_offsets` written in the same PostgreSQL transaction as
+the rows, rollback and seek back on any transient error, `drain` for tests.
 
 Only the rows differ. The table is append-only and hash-chained (migrations 0002, 0005): each new version is a
 new row with the record it came in, and a record whose document is the version already in force for its
@@ -70,6 +71,9 @@ class AgreementConsumer(LedgerConsumer):
     """The ledger's consumer of the agreements topic; `run` until stopped, or `drain` (tests)."""
 
     kind = "agreement"
+    # Every instance reads every partition (no group, no epochs): agreements are few and compacted, each
+    # instance then knows them as soon as it starts, and the store keeps each record once whoever writes it.
+    splits = False
 
     def __init__(
         self, settings: LedgerSettings, metrics: LedgerMetrics | None = None, database_url: str | None = None

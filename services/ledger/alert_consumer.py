@@ -1,7 +1,8 @@
 """Alerts from Kafka into the `alerts` table, exactly once in effect, as the billable consumer does it.
 
 The processor publishes alerts inside its Kafka transactions; this consumer reads them `read_committed` and
-is a LedgerConsumer (services/ledger/consumer.py) on the alerts topic: the same static assignment, positions
+is a LedgerConsumer (services/ledger/consumer.py) on the alerts topic: the same split of the partitions
+between instances (a Kafka group of its own, epochs in PostgreSQL; services/ledger/ownership.py), positions
 stored in `consumer_offsets` in the same PostgreSQL transaction as the rows, rollback and retry on any
 transient error, drain for tests. Only the rows differ: each alert_id is stored once (stored ones and the
 batch's own repeats are left out before the INSERT, never ON CONFLICT, for the hash chain's sake). A record
@@ -47,7 +48,7 @@ _TYPED = (
 
 
 def alert_settings(settings: LedgerSettings) -> LedgerSettings:
-    """The billable consumer's settings turned to the alerts topic (every partition of it)."""
+    """The billable consumer's settings turned to the alerts topic (all its partitions, split in a group)."""
     return dataclasses.replace(
         settings, topic=settings.alerts_topic, dlq_topic=settings.alerts_dlq_topic, partitions=None
     )

@@ -34,6 +34,14 @@ class Rejected(LedgerError):
     """A billable message that cannot be recorded; it goes to the dead-letter table and topic."""
 
 
+class Fenced(LedgerError):
+    """A batch touched partitions another instance has claimed since: it is refused and rolled back."""
+
+    def __init__(self, partitions: frozenset[int]) -> None:
+        self.partitions = partitions
+        super().__init__(f"partitions {sorted(partitions)} were claimed by another instance")
+
+
 class NothingToInvoice(LedgerError):
     """The month has no agreement in force, no usage and no pending adjustment for the licensee."""
 

@@ -49,8 +49,11 @@ class LedgerSettings:
     consumer_group: str = "tollgate-ledger"
     batch_max: int = 10_000  # rows per transaction; bigger batches mean fewer commits and round trips
     poll_timeout_ms: int = 500
-    # None: every partition of the topic (static assignment); see services/ledger/consumer.py.
+    # None: the instances of `consumer_group` split the topic's partitions in a Kafka group (billable usage,
+    # alerts); a tuple: exactly these, statically, without a group. See services/ledger/ownership.py.
     partitions: tuple[int, ...] | None = None
+    # The group's session timeout: a killed instance's partitions move after it; a batch must end within it.
+    session_timeout_ms: int = 10_000
     backoff_max_seconds: float = 30.0
     pool_size: int = 8
     # TLS/SASL towards Kafka for the fetcher and the dead-letter producer; its repr never shows a secret.
@@ -105,6 +108,7 @@ class LedgerSettings:
             batch_max=integer(environ, "TOLLGATE_LEDGER_BATCH_MAX", 10_000, 1, 100_000),
             poll_timeout_ms=integer(environ, "TOLLGATE_LEDGER_POLL_TIMEOUT_MS", 500, 10, 60_000),
             partitions=_partitions(environ.get("TOLLGATE_LEDGER_PARTITIONS", "")),
+            session_timeout_ms=integer(environ, "TOLLGATE_LEDGER_SESSION_TIMEOUT_MS", 10_000, 6_000, 300_000),
             backoff_max_seconds=number(environ, "TOLLGATE_LEDGER_BACKOFF_MAX_SECONDS", 30.0, 0.1),
             pool_size=integer(environ, "TOLLGATE_LEDGER_POOL_SIZE", 8, 1, 100),
             kafka_security=KafkaSecurity.from_env(environ),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +25,7 @@ from services.demo.scenario import demo_calls
 from services.ledger.codec import USAGE_COLUMNS, to_row
 from services.ledger.migrate import apply_migrations
 from services.ledger.settings import LedgerSettings, role_of
+from services.stack.ports import free_ports
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,25 @@ def settings_for(bootstrap: str, db: LedgerDb, topics: tuple[str, str], **overri
                               "tokens_file": Path("/nonexistent"), "topic": topics[0], "dlq_topic": topics[1],
                               "backoff_max_seconds": 1.0, **overrides}  # fmt: skip
     return LedgerSettings(**values)
+
+
+def serve_ledger(
+    db: LedgerDb, bootstrap: str, topics: tuple[str, str], work: Path, log_name: str = "ledger.log",
+    **env_overrides: str,
+) -> subprocess.Popen[bytes]:
+    """`tollgate serve ledger` as a process on the test topics (300-row batches), logging to `work`."""
+    tokens = work / "tokens.json"
+    tokens.write_text('{"tokens": []}')
+    port, metrics = free_ports(2)
+    env = {"PATH": os.environ.get("PATH", ""), "TOLLGATE_KAFKA_BOOTSTRAP": bootstrap,
+           "TOLLGATE_APP_DATABASE_URL": db.app_url, "TOLLGATE_TOKENS_FILE": str(tokens),
+           "TOLLGATE_LEDGER_PORT": str(port), "TOLLGATE_LEDGER_METRICS_PORT": str(metrics),
+           "TOLLGATE_LEDGER_TOPIC": topics[0], "TOLLGATE_LEDGER_DLQ_TOPIC": topics[1],
+           "TOLLGATE_LEDGER_BATCH_MAX": "300",
+           "TOLLGATE_LEDGER_INVOICE_INTERVAL_SECONDS": "3600", **env_overrides}  # fmt: skip
+    log = (work / log_name).open("ab")
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "ledger"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -19,12 +18,20 @@ import orjson
 import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from ledger_support import LedgerDb, ledger_schema, produce, settings_for, synthetic_billables, wait_for
+from ledger_support import (
+    LedgerDb,
+    ledger_schema,
+    produce,
+    serve_ledger,
+    settings_for,
+    synthetic_billables,
+    wait_for,
+)
 
 from services.ledger.consumer import LedgerConsumer
 from services.stack import postgres as stack_postgres
 from services.stack.config import StackConfig
-from services.stack.ports import free_port, free_ports
+from services.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -60,23 +67,6 @@ def test_a_bad_message_goes_to_the_dead_letter_table_and_topic_and_the_rest_is_r
     headers = dict(messages[0].headers)
     assert headers["tollgate-topic"].decode() == billable_topics[0]
     assert {int(dict(m.headers)["tollgate-offset"]) for m in messages} == {row[2] for row in dead}
-
-
-def serve_ledger(
-    db: LedgerDb, bootstrap: str, topics: tuple[str, str], work: Path
-) -> subprocess.Popen[bytes]:
-    tokens = work / "tokens.json"
-    tokens.write_text('{"tokens": []}')
-    port, metrics = free_ports(2)
-    env = {"PATH": os.environ.get("PATH", ""), "TOLLGATE_KAFKA_BOOTSTRAP": bootstrap,
-           "TOLLGATE_APP_DATABASE_URL": db.app_url, "TOLLGATE_TOKENS_FILE": str(tokens),
-           "TOLLGATE_LEDGER_PORT": str(port), "TOLLGATE_LEDGER_METRICS_PORT": str(metrics),
-           "TOLLGATE_LEDGER_TOPIC": topics[0], "TOLLGATE_LEDGER_DLQ_TOPIC": topics[1],
-           "TOLLGATE_LEDGER_BATCH_MAX": "300",
-               "TOLLGATE_LEDGER_INVOICE_INTERVAL_SECONDS": "3600"}  # fmt: skip
-    log = (work / "ledger.log").open("ab")
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "ledger"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
 @pytest.mark.slow
