@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -62,6 +63,14 @@ def _drained(workers: Workers, broker: str) -> None:
     )
 
 
+def _outputs(broker: str, topics: Topics, group_topic: str) -> tuple[list[Any], list[Any]]:
+    """The alerts' data and the committed group calls; the group topic (the test's own) is deleted."""
+    try:
+        return [a["data"] for a in read_all(broker, topics.alerts)], read_all(broker, group_topic)
+    finally:
+        AdminClient({"bootstrap.servers": broker}).delete_topics([group_topic])
+
+
 def test_a_group_cap_fires_with_the_group_as_subject_when_only_the_members_sum_passes_it(
     broker: str, topics: Topics, tmp_path: Path
 ) -> None:
@@ -78,11 +87,7 @@ def test_a_group_cap_fires_with_the_group_as_subject_when_only_the_members_sum_p
         _drained(workers, broker)
     finally:
         workers.stop_all()
-    try:
-        alerts = [a["data"] for a in read_all(broker, topics.alerts)]
-        group_calls = read_all(broker, group_topic)
-    finally:
-        AdminClient({"bootstrap.servers": broker}).delete_topics([group_topic])
+    alerts, group_calls = _outputs(broker, topics, group_topic)
 
     assert len(group_calls) == sum(MEMBERS.values())  # one per counted call, none per duplicate
     assert not [a for a in alerts if a["licensee_id"] in MEMBERS]  # every member within its own caps
@@ -119,11 +124,7 @@ def test_a_worker_killed_mid_stream_counts_each_member_call_in_its_group_once(
         _drained(workers, broker)
     finally:
         workers.stop_all()
-    try:
-        alerts = [a["data"] for a in read_all(broker, topics.alerts)]
-        group_calls = read_all(broker, group_topic)
-    finally:
-        AdminClient({"bootstrap.servers": broker}).delete_topics([group_topic])
+    alerts, group_calls = _outputs(broker, topics, group_topic)
     assert len({c["event_id"] for c in group_calls}) == len(group_calls) == 1500
     assert sorted((a["rule"], a["observed"]) for a in alerts) == [
         ("volume.breach", 1000),
