@@ -1,15 +1,16 @@
-"""A month of issue 13's largest licensee in the ledger: rows held, bulk load cost, and read times.
+"""A month of issue 13's largest licensee in the ledger: rows held, fill cost, read times, exactness.
 
     python -m bench.ledger_month [--database-url URL] [--partition-rows N] [--repeat 5]
 
-September 2026 of one licensee making 65 million calls over 8 apps and 10 orgs (one government), delivered
-as the processor does (bench/billable_stream.py: aggregated deltas per hour, app, org and notice, flushed
-every 300 s). Its rows, linked as the chain trigger links them (bench/ledger_month_rows.py), are COPYed into
-a table that is then ATTACHed as the month's partition; filler licensees bring the partition to N rows
-(default 2,000,000). The ledger's own verify proves the chains. Then, as the API answers them (median of
-`repeat` runs, warm): issuing the month's invoice (its draft), GET invoice, the usage report and
-/v1/usage, each with EXPLAIN ANALYZE of its SQL. The trigger's cost is measured on a sample: the same
-rows COPYed through usage_entries (the trigger links them) against a table without triggers. JSON out.
+September 2026 of one licensee making 65 million calls over 8 apps and 10 orgs (one government), as the
+processor delivers them: aggregated deltas per hour, app, org and notice, flushed every 300 s
+(bench/ledger_month_fill.py generates them set-wise in PostgreSQL). Filler licensees bring the month's
+partition to N rows (default 2,000,000). Every row goes in through `usage_entries` as the owner, so the
+table's own trigger links every chain; the ledger's verify then proves the licensee's. Then, as the API
+answers them (median of `repeat` runs, warm): issuing the month's invoice, its draft, GET invoice, the usage
+report and /v1/usage, each with EXPLAIN ANALYZE of its SQL, and every figure checked against what the
+generator put in. The trigger's cost is measured on a sample: the same generated rows into usage_entries
+(linked) and into a table with the same indexes and no trigger. JSON out.
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ import logging
 import os
 import time
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 import psycopg
 
 from bench import ledger_month_plans as plans
 from bench.ledger_bench import schema
-from bench.ledger_month_rows import Chainer, month_deltas, month_shape, relabel
+from bench.ledger_month_fill import APPS, ORGS, PER_DAY, Licensee, fill
 from bench.report_rows import Row
-from services.core.events import UsageRecorded
 from services.ledger.chain_store import verify
 from services.ledger.settings import DEFAULT_APP_ROLE, role_of
 
@@ -47,107 +46,85 @@ READS = (
 )
 COUNT = f"SELECT count(*) FROM {PART}"  # noqa: S608 - a constant of this module
 SIZES = f"SELECT pg_table_size('{PART}') / 1048576, pg_indexes_size('{PART}') / 1048576"
-COLUMNS = """SELECT attname FROM pg_attribute WHERE attrelid = 'usage_entries'::regclass AND attnum > 0
-    AND NOT attisdropped ORDER BY attnum"""
+SUMS = f"SELECT sum(calls), sum(records) FROM {PART} WHERE licensee_id = %s"  # noqa: S608 - a constant
 
 
-def _timed(seconds: dict[str, float], name: str, started: float) -> None:
-    seconds[name] = round(time.perf_counter() - started, 2)
+def licensees(partition_rows: int) -> list[Licensee]:
+    """The licensee of the story, then filler licensees (a quarter of its calls each) up to the row count."""
+    month = DAYS * PER_DAY
+    out = [Licensee(LICENSEE, CALLS, START, month)]
+    left = partition_rows - out[0].rows()
+    while left > 0:
+        flushes = min(month, -(-left // (APPS * ORGS)))
+        out.append(Licensee(f"fill-{len(out):02d}", CALLS // 4, START, flushes, len(out) % 6, False))
+        left -= out[-1].rows()
+    return out
 
 
-def generate(columns: list[str], partition_rows: int) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-    """The licensee's month, then filler licensees' up to `partition_rows` rows, chained."""
-    chainer = Chainer(columns)
-    big = list(month_deltas(month_shape(START, CALLS, DAYS), DAYS))
-    rows = [chainer.row(u, 0, i) for i, u in enumerate(big)]
-    facts = {"licensee_rows": len(rows), "licensee_calls": sum(u.calls for u in big)}
-    filler = 0
-    while len(rows) < partition_rows:
-        filler += 1
-        more: list[UsageRecorded] = list(islice(big, partition_rows - len(rows)))
-        rows += [chainer.row(relabel(u, f"fill-{filler:02d}", str(filler)), 1, i) for i, u in enumerate(more)]
-    facts["filler_licensees"] = filler
-    return rows, facts
-
-
-def load(conn: psycopg.Connection, columns: list[str], rows: list[tuple[Any, ...]]) -> dict[str, float]:
-    """COPY into a standalone table, ATTACH it as the month, VACUUM ANALYZE; seconds of each step."""
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    conn.execute(f"CREATE TABLE {PART} (LIKE usage_entries INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-    with conn.cursor() as cursor, cursor.copy(f"COPY {PART} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+def load(conn: psycopg.Connection, partition_rows: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fill the month through the chain trigger, then VACUUM ANALYZE it; seconds of each step, facts."""
+    conn.execute("SELECT ledger_ensure_usage_partitions(ARRAY[%s::timestamptz])", (START,))
     conn.commit()
-    _timed(seconds, "copy", started)
     started = time.perf_counter()
-    conn.execute(f"ALTER TABLE usage_entries ATTACH PARTITION {PART} FOR VALUES FROM "
-                 "('2026-09-01 00:00+00') TO ('2026-10-01 00:00+00')")  # fmt: skip
-    conn.execute("SELECT ledger_usage_partition_triggers(%s)", (PART,))
-    conn.commit()
-    _timed(seconds, "attach_and_index", started)
+    stored = [fill(conn, licensee) for licensee in licensees(partition_rows)]
+    seconds = {"fill": round(time.perf_counter() - started, 2)}
     started = time.perf_counter()
     conn.autocommit = True
     conn.execute(f"VACUUM (ANALYZE) {PART}")
+    conn.execute("VACUUM (ANALYZE) usage_rollup")
     conn.autocommit = False
-    _timed(seconds, "vacuum_analyze", started)
-    return seconds
+    seconds["vacuum_analyze"] = round(time.perf_counter() - started, 2)
+    return seconds, {"licensees": len(stored), "fill_rows_per_s": round(sum(stored) / seconds["fill"])}
 
 
-def trigger_cost(conn: psycopg.Connection, columns: list[str], sample: int) -> dict[str, Any]:
-    """Rows/s of `sample` October rows COPYed through usage_entries (linked by the trigger) and into a
-    table without triggers; the chain columns are left for the trigger to fill."""
-    shape = month_shape(datetime(2026, 10, 1, tzinfo=UTC), CALLS, 31)
-    usages = list(islice(month_deltas(shape, 1, seed=14), sample))
-    chainer = Chainer(columns)
-    own = [c for c in columns if c not in ("chain_seq", "prev_hash", "row_hash")]
-    keep = [columns.index(c) for c in own]
-    rows = [tuple(full[i] for i in keep) for full in (chainer.row(u, 2, n) for n, u in enumerate(usages))]
+def trigger_cost(conn: psycopg.Connection, sample_flushes: int) -> dict[str, Any]:
+    """Rows/s of one generated October licensee into usage_entries (the trigger links it) and into a table
+    with the same indexes and no trigger."""
     conn.execute("SELECT ledger_ensure_usage_partitions(ARRAY['2026-10-01 00:00+00'::timestamptz])")
-    conn.execute("CREATE TABLE bench_untriggered (LIKE usage_entries INCLUDING DEFAULTS)")
+    conn.execute("CREATE TABLE bench_untriggered (LIKE usage_entries INCLUDING DEFAULTS INCLUDING INDEXES)")
     conn.commit()
-    rates = {}
-    for name, table in (("trigger", "usage_entries"), ("no_trigger", "bench_untriggered")):
+    october = Licensee("lic-sample", CALLS, datetime(2026, 10, 1, tzinfo=UTC), sample_flushes)
+    rates, rows = {}, 0
+    for name, table in (("no_trigger", "bench_untriggered"), ("trigger", "usage_entries")):
         started = time.perf_counter()
-        with conn.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(own)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        rates[name] = round(len(rows) / (time.perf_counter() - started))
-    return {"rows": len(rows), "rows_per_s": rates, "ratio": round(rates["trigger"] / rates["no_trigger"], 3)}
+        rows = fill(conn, october, table)
+        rates[name] = round(rows / (time.perf_counter() - started))
+    return {"rows": rows, "rows_per_s": rates, "ratio": round(rates["trigger"] / rates["no_trigger"], 3)}
+
+
+def stored(conn: psycopg.Connection) -> dict[str, Any]:
+    """Rows of the licensee and of the partition, the partition's size, and the licensee's sums."""
+    count = conn.execute(COUNT + " WHERE licensee_id = %s", (LICENSEE,)).fetchone()
+    total, sizes = conn.execute(COUNT).fetchone(), conn.execute(SIZES).fetchone()
+    sums = conn.execute(SUMS, (LICENSEE,)).fetchone() or (None, None)
+    rollup = conn.execute("SELECT count(*) FROM usage_rollup WHERE licensee_id = %s", (LICENSEE,)).fetchone()
+    conn.rollback()
+    return {"licensee_rows": count[0] if count else None, "partition_rows": total[0] if total else None,
+            "rollup_rows": rollup[0] if rollup else None,
+            "partition_mb": dict(zip(("table", "indexes"), sizes or (), strict=False)),
+            "stored_calls": sums[0] and int(sums[0]), "stored_records": sums[1] and int(sums[1])}  # fmt: skip
 
 
 def run(database_url: str, app_database_url: str | None = None, partition_rows: int = 2_000_000,
-        repeat: int = 5, sample: int = 20_000) -> dict[str, Any]:  # fmt: skip
-    """Load the month, verify it, time the reads; the JSON document of bench.ledger_month."""
+        repeat: int = 5, sample_flushes: int = 288) -> dict[str, Any]:  # fmt: skip
+    """Fill the month, verify it, time and check the reads; the JSON document of bench.ledger_month."""
     role = role_of(app_database_url) if app_database_url else DEFAULT_APP_ROLE
+    expected = Licensee(LICENSEE, CALLS, START, DAYS * PER_DAY).expected()
     with schema(database_url, role) as url, psycopg.connect(url) as conn:
-        columns = [row[0] for row in conn.execute(COLUMNS)]
-        started = time.perf_counter()
-        rows, facts = generate(columns, partition_rows)
-        seconds = {"generate_and_link": round(time.perf_counter() - started, 2)}
-        seconds |= load(conn, columns, rows)
-        del rows
-        count = conn.execute(COUNT + " WHERE licensee_id = %s", (LICENSEE,)).fetchone()
-        total = conn.execute(COUNT).fetchone()
-        sizes = conn.execute(SIZES).fetchone()
+        seconds, facts = load(conn, partition_rows)
+        held = stored(conn)
         started = time.perf_counter()
         checked = verify(conn, LICENSEE)
         conn.rollback()
-        _timed(seconds, "verify_licensee", started)
+        seconds["verify_licensee"] = round(time.perf_counter() - started, 2)
         reads = plans.reads(conn, url, LICENSEE, repeat)
-        cost = trigger_cost(conn, columns, sample)
-    stored = {
-        "licensee_rows": count[0] if count else None,
-        "partition_rows": total[0] if total else None,
-        "partition_mb": dict(zip(("table", "indexes"), sizes or (), strict=False)),
-    }
+        cost = trigger_cost(conn, sample_flushes)
     return {
-        "month": "2026-09", "licensee": LICENSEE, **facts, **stored, "seconds": seconds,
-        "chain_intact": checked["intact"], "rows_verified": checked["rows_checked"],
-        "load_rows_per_s": round(partition_rows / seconds["copy"]), "reads_ms": reads.pop("ms"), **reads,
-        "trigger_sample": cost, "command": f"python -m bench.ledger_month --partition-rows {partition_rows} "
-        f"--repeat {repeat}",
+        "month": "2026-09", "licensee": LICENSEE, "licensee_calls": CALLS, "expected": expected, **facts,
+        **held, "seconds": seconds, "chain_intact": checked["intact"],
+        "rows_verified": checked["rows_checked"],
+        "reads_ms": reads.pop("ms"), **reads, "exact": plans.exact(reads, expected), "trigger_sample": cost,
+        "command": f"python -m bench.ledger_month --partition-rows {partition_rows} --repeat {repeat}",
     }  # fmt: skip
 
 
@@ -177,13 +154,23 @@ def report_rows(month: Any) -> list[Row]:
     note = f"of {month['licensee_calls']:,} calls; {month['partition_rows']:,} rows in the month's partition"
     rows = [Row("usage rows of the 65 M-call month", month["licensee_rows"], "rows", target=2_000_000,
                 lower_is_better=True, note=note)]  # fmt: skip
-    rows += [Row(f"{name.replace('_', ' ')} (median)", ms[name], "ms", target=500.0, lower_is_better=True)
-             for name in READS if name in ms]  # fmt: skip
-    rows.append(Row("bulk load: COPY with chains linked in Python", month["load_rows_per_s"], "rows/s",
-                    note=f"then ATTACH + indexes {seconds['attach_and_index']} s, VACUUM ANALYZE "
-                    f"{seconds['vacuum_analyze']} s; chain intact: {month['chain_intact']}"))  # fmt: skip
-    rows.append(Row("COPY through the chain trigger (sample)", cost["trigger"], "rows/s", "COPY, no triggers",
-                    cost["no_trigger"], note=f"{month['trigger_sample']['rows']:,} rows"))  # fmt: skip
+    rows += [Row(f"{name.replace('_', ' ')} (median)", ms[name], "ms", target=_target(name),
+                 lower_is_better=True, note=_note(month, name)) for name in READS if name in ms]  # fmt: skip
+    rows.append(Row("fill: INSERT ... SELECT generate_series through the triggers", month["fill_rows_per_s"],
+                    "rows/s", note=f"VACUUM ANALYZE {seconds['vacuum_analyze']} s; chain intact: "
+                    f"{month['chain_intact']}; figures exact: {month['exact']['all']}"))  # fmt: skip
+    rows.append(Row("INSERT through the chain and rollup triggers (sample)", cost["trigger"], "rows/s",
+                    "same indexes, no trigger", cost["no_trigger"],
+                    note=f"{month['trigger_sample']['rows']:,} rows"))  # fmt: skip
     rows.append(Row("verify of the licensee's chain", seconds["verify_licensee"], "s",
                     note=f"{month['rows_verified']:,} rows"))  # fmt: skip
     return rows
+
+
+def _target(name: str) -> float:
+    return 300.0 if name.startswith("usage_") and name != "usage_report" else 500.0
+
+
+def _note(month: dict[str, Any], name: str) -> str:
+    runs = month.get("reads_runs_ms", {}).get(name)
+    return f"runs {', '.join(f'{v:g}' for v in runs)}" if runs else ""

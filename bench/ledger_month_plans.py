@@ -17,11 +17,11 @@ from starlette.testclient import TestClient
 from services.core.agreements import parse_agreement
 from services.core.clock import FixedClock
 from services.core.tokens import InMemoryTokenStore
-from services.ledger import repository, usage_query
+from services.ledger import usage_query, usage_sums
 from services.ledger.agreements_store import insert_agreement
 from services.ledger.api import create_app
 from services.ledger.db import url_connector
-from services.ledger.invoices import USAGE_BY_SEGMENT, Invoicer
+from services.ledger.invoices import Invoicer
 from services.ledger.pricing import Month
 from services.ledger.settings import LedgerSettings
 
@@ -51,12 +51,13 @@ def agreement(licensee_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _median_ms(call: Callable[[], Any], repeat: int) -> float:
+def _median_ms(call: Callable[[], Any], repeat: int, runs: dict[str, list[float]], name: str) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         call()
-        times.append((time.perf_counter() - started) * 1000)
+        times.append(round((time.perf_counter() - started) * 1000, 1))
+    runs[name] = times
     return round(statistics.median(times), 1)
 
 
@@ -71,6 +72,7 @@ def _get(client: TestClient, path: str, headers: dict[str, str], **params: str) 
 
 def explain(conn: psycopg.Connection, query: Any, params: Any) -> dict[str, Any]:
     """EXPLAIN (ANALYZE, BUFFERS) of one query: partitions it touched, its scans and its time."""
+    conn.execute(usage_sums.READ_SETTINGS)  # as the API's reads do
     text = [row[0] for row in conn.execute(psycopg.sql.SQL("EXPLAIN (ANALYZE, BUFFERS) ") + query, params)]
     conn.rollback()
     scans = sorted({m.group(0).strip() for line in text for m in [re.search(r"(Parallel )?[\w ]*Scan", line)]
@@ -89,9 +91,9 @@ def plans(conn: psycopg.Connection, licensee: str) -> dict[str, Any]:
     notices = ([f"{licensee}-org-9"], [datetime(2026, 8, 1, tzinfo=UTC)])
     sql = psycopg.sql.SQL
     return {
-        "invoice_usage_by_segment": explain(conn, sql(USAGE_BY_SEGMENT), segments),
-        "report_app_months": explain(conn, sql(repository.APP_MONTHS), (licensee, START, END)),
-        "report_government": explain(conn, sql(repository.GOVERNMENT), (*notices, licensee, START, END)),
+        "invoice_usage_by_segment": explain(conn, sql(usage_sums.USAGE_BY_SEGMENT), segments),
+        "report_app_months": explain(conn, sql(usage_sums.APP_MONTHS), (licensee, START, END)),
+        "report_government": explain(conn, sql(usage_sums.GOVERNMENT), (*notices, licensee, START, END)),
         "usage_day_by_app_org": explain(conn, usage_query.statement(query), values),
     }
 
@@ -119,19 +121,51 @@ def reads(conn: psycopg.Connection, url: str, licensee: str, repeat: int) -> dic
         invoicer = Invoicer(
             url_connector(url), FixedClock(datetime(2026, 10, 5, tzinfo=UTC)), timedelta(hours=72)
         )
-        ms["invoice_draft"] = _median_ms(lambda: _draft(conn, invoicer, licensee), repeat)
-        ms["invoice_get"] = _median_ms(_get(client, f"{base}/invoices/2026-09", auditor), repeat)
-        ms["usage_report"] = _median_ms(
-            _get(client, f"{base}/usage-report", auditor, **{"from": "2026-09", "to": "2026-10"}), repeat
-        )
+        runs: dict[str, list[float]] = {}
+        draft = lambda: _draft(conn, invoicer, licensee)  # noqa: E731 - one timed call
+        ms["invoice_draft"] = _median_ms(draft, repeat, runs, "invoice_draft")
+        invoice = _get(client, f"{base}/invoices/2026-09", auditor)
+        ms["invoice_get"] = _median_ms(invoice, repeat, runs, "invoice_get")
+        report = _get(client, f"{base}/usage-report", auditor, **{"from": "2026-09", "to": "2026-10"})
+        ms["usage_report"] = _median_ms(report, repeat, runs, "usage_report")
+        answers: dict[str, Any] = {"invoice": invoice().json(), "report": report().json()}
         for name, extra in USAGE_QUERIES:
             params = {"licensee": licensee, "from": MONTH[0], "to": MONTH[1], "limit": "10000", **extra}
-            ms[name] = _median_ms(_get(client, "/v1/usage", auditor, **params), repeat)
-        report = client.get(
-            f"{base}/usage-report", headers=auditor, params={"from": "2026-09", "to": "2026-10"}
-        )
-    invoice = issued.json()
-    lines = len(invoice.get("lines", []))
-    return {"ms": ms, "invoice": {"total_minor": invoice.get("total_minor"), "lines": lines},
-            "report_calls": sum(a["calls"] for a in report.json()["apps"]),
-            "plans": plans(conn, licensee)}  # fmt: skip
+            ms[name] = _median_ms(_get(client, "/v1/usage", auditor, **params), repeat, runs, name)
+            answers[name] = _get(client, "/v1/usage", auditor, **params)().json()
+    return {"ms": ms, "reads_runs_ms": runs, "answers": summarise(answers), "plans": plans(conn, licensee)}
+
+
+def summarise(answers: dict[str, Any]) -> dict[str, Any]:
+    """The figures of each answer that the generator's totals decide: calls, records, government split."""
+    lines = answers["invoice"]["lines"]
+    usage = [line for line in lines if line["kind"] in ("usage", "unagreed_usage")]
+    orgs = answers["report"]["government"]
+    out: dict[str, Any] = {
+        "invoice": {"total_minor": answers["invoice"]["total_minor"], "lines": len(lines),
+                    "calls": sum(x["calls"] for x in usage), "records": sum(x["records"] for x in usage)},
+        "report": {"calls": sum(a["calls"] for a in answers["report"]["apps"]),
+                   "records": sum(a["records"] for a in answers["report"]["apps"]),
+                   "government_calls_after_notice": sum(o["calls_after_notice"] for o in orgs),
+                   "government_calls_before_notice": sum(o["calls_before_notice"] for o in orgs)},
+    }  # fmt: skip
+    for name, _ in USAGE_QUERIES:
+        rows = answers[name]["rows"]
+        out[name] = {"rows": len(rows), "calls": sum(r["calls"] for r in rows),
+                     "records": sum(r["records"] for r in rows),
+                     "truncated": answers[name]["truncated"]}  # fmt: skip
+    return out
+
+
+def exact(reads: dict[str, Any], expected: dict[str, int]) -> dict[str, bool]:
+    """Whether every answer's figures equal the generator's: calls, records, all government calls after
+    notice (its notice predates the month)."""
+    got = reads["answers"]
+    checks = {name: got[name]["calls"] == expected["calls"] and got[name]["records"] == expected["records"]
+              for name in ("invoice", "report", *(n for n, _ in USAGE_QUERIES))}  # fmt: skip
+    checks["government_split"] = (
+        got["report"]["government_calls_after_notice"] == expected["government_calls"]
+        and got["report"]["government_calls_before_notice"] == 0
+    )
+    checks["all"] = all(checks.values())
+    return checks

@@ -23,20 +23,10 @@ from services.ledger.errors import InvoiceNotDue, LedgerError, NothingToInvoice
 from services.ledger.invoice_math import LEDGER_KIND, Draft, PostedAdjustment, assemble, due_at
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.pricing import Line, Month, MonthCharges, Usage, coverage, late_usage_line, price_month
+from services.ledger.usage_sums import READ_SETTINGS, USAGE_BY_MONTH, USAGE_BY_SEGMENT
 
 log = logging.getLogger(__name__)
 
-USAGE_BY_SEGMENT = """
-    SELECT s.idx, coalesce(sum(u.calls), 0), coalesce(sum(u.records), 0)
-    FROM usage_entries u
-    LEFT JOIN unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) WITH ORDINALITY AS s(lo, hi, idx)
-      ON coalesce(u.occurred_at, u.first_event_at, u.period_start) >= s.lo
-     AND coalesce(u.occurred_at, u.first_event_at, u.period_start) < s.hi
-    WHERE u.licensee_id = %(licensee)s AND u.period_start >= %(start)s AND u.period_start < %(end)s
-    GROUP BY s.idx"""
-USAGE_BY_MONTH = """
-    SELECT (date_trunc('month', period_start, 'UTC') AT TIME ZONE 'UTC')::date, sum(calls), sum(records)
-    FROM usage_entries WHERE licensee_id = %s AND period_start < %s GROUP BY 1"""
 BILLED_BY_MONTH = """
     SELECT l.usage_month, sum(l.calls), sum(l.records), sum(l.amount_minor)
     FROM invoice_lines l JOIN invoices i USING (invoice_id)
@@ -174,6 +164,7 @@ def month_charges(
     }
     usage: dict[int, Usage] = {}
     unagreed = Usage()
+    conn.execute(READ_SETTINGS)
     for idx, calls, records in conn.execute(USAGE_BY_SEGMENT, params):
         if idx is None:
             unagreed = Usage(int(calls), int(records))

@@ -13,6 +13,7 @@ from services.ledger.errors import BadParameter, IdempotencyConflict
 from services.ledger.params import Adjustment, ascii_int
 from services.ledger.pricing import Month
 from services.ledger.reports import AppMonth, OrgUse, first_notices, usage_report
+from services.ledger.usage_sums import APP_MONTHS, GOVERNMENT, READ_SETTINGS
 
 # Open ends of a range: PostgreSQL's own infinities keep the SQL the same with or without bounds.
 _FAR = ("-infinity", "infinity")
@@ -22,33 +23,12 @@ LEDGER = """SELECT entry_id, licensee_id, kind, amount_minor, currency, referenc
     FROM ledger_entries
     WHERE licensee_id = %s AND created_at >= %s::timestamptz AND created_at < %s::timestamptz
     ORDER BY created_at, entry_id LIMIT %s"""
-APP_MONTHS = """SELECT app_id, (date_trunc('month', period_start, 'UTC') AT TIME ZONE 'UTC')::date,
-        sum(calls), sum(records)
-    FROM usage_entries
-    WHERE licensee_id = %s AND period_start >= %s::timestamptz AND period_start < %s::timestamptz
-    GROUP BY 1, 2"""
 # A concurrent post with the same key may commit between our lookup and this INSERT: DO NOTHING then, and
 # the caller reads the row it committed (READ COMMITTED: the next statement sees it).
 INSERT_ADJUSTMENT = """INSERT INTO ledger_entries (licensee_id, kind, amount_minor, currency, reference,
         reason, idempotency_key, created_at) VALUES (%s, 'adjustment', %s, %s, %s, %s, %s, %s)
     ON CONFLICT ON CONSTRAINT ledger_entries_idempotent DO NOTHING RETURNING *"""
 BY_KEY = "SELECT * FROM ledger_entries WHERE licensee_id = %s AND idempotency_key = %s"
-# Exact to the call. An aggregated delta (the processor's) holds calls that were all before, or all after,
-# its org's notice: `government_notified` says which, and its first/last event times bound its access. A row
-# without the flag (a per-call delta, or another producer's) is judged by the org's first notice at its event
-# time: `occurred_at`, else its first event, else its bucket's start (notice strictly before it: after).
-GOVERNMENT = """SELECT u.org_id, min(u.first_at), max(u.last_at), sum(u.calls), sum(u.records),
-        coalesce(sum(u.calls) FILTER (WHERE u.after), 0), coalesce(sum(u.records) FILTER (WHERE u.after), 0)
-    FROM (SELECT e.org_id, e.calls, e.records,
-                 coalesce(e.first_event_at, e.occurred_at, e.period_start) AS first_at,
-                 coalesce(e.last_event_at, e.occurred_at, e.period_start) AS last_at,
-                 coalesce(e.government_notified,
-                          n.notified_at < coalesce(e.occurred_at, e.first_event_at, e.period_start)) AS after
-          FROM usage_entries e
-          LEFT JOIN unnest(%s::text[], %s::timestamptz[]) AS n (org_id, notified_at) ON n.org_id = e.org_id
-          WHERE e.licensee_id = %s AND e.org_type = 'government'
-            AND e.period_start >= %s::timestamptz AND e.period_start < %s::timestamptz) AS u
-    GROUP BY u.org_id"""
 
 
 def _bounds(start: datetime | None, end: datetime | None) -> tuple[Any, Any]:
@@ -94,6 +74,7 @@ def report(
     """The auditor's usage report for `[start, end)` of event time buckets."""
     bounds = _bounds(start, end)
     agreements = agreements_in_force(conn, licensee_id)
+    conn.execute(READ_SETTINGS)
     months = [
         AppMonth(a, m, int(c), int(r)) for a, m, c, r in conn.execute(APP_MONTHS, (licensee_id, *bounds))
     ]

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from services.ledger import params
+from services.ledger import params, usage_sums
 from services.ledger.errors import BadParameter
 from services.ledger.pricing import Month
 
@@ -28,7 +28,11 @@ WINDOWS = ("hour", "day", "month")
 # Query name -> column: a whitelist, so only these identifiers are ever composed into the SQL.
 DIMENSIONS = {"app": "app_id", "org": "org_id", "org_type": "org_type"}
 MAX_RANGE = timedelta(days=400)
-_AT = sql.SQL("coalesce(occurred_at, first_event_at, period_start)")
+# The rollup rows that may hold calls in the range (a key wholly before or after it holds none).
+_ROLLUP = sql.SQL(
+    """{licensee}r.period_start >= date_trunc('hour', %(start)s::timestamptz, 'UTC')
+    AND r.period_start < %(end)s AND r.at_max >= %(start)s AND r.at_min < %(end)s"""
+)
 # Aggregated deltas of the licensee (or all) whose calls straddle an instant: it cannot cut them.
 STRADDLING = sql.SQL(
     """SELECT EXISTS (SELECT 1 FROM usage_entries WHERE {licensee}
@@ -91,25 +95,54 @@ def _group_by(value: str | None) -> tuple[str, ...]:
 
 
 def statement(query: UsageQuery) -> sql.Composed:
-    """The SQL of a query: grouped sums, ordered by window then dimensions, one row past the limit."""
-    dimensions = [sql.Identifier(DIMENSIONS[name]) for name in query.group_by]
-    window = sql.SQL("date_trunc({}, {}, 'UTC')").format(sql.Literal(query.window), _AT) if query.window \
-        else sql.SQL("NULL::timestamptz")  # fmt: skip
-    keys = sql.SQL(", ").join([sql.Identifier("licensee_id"), sql.SQL("window_start"), *dimensions])
-    licensee = sql.SQL("licensee_id = %(licensee)s AND ") if query.licensee_id else sql.SQL("")
+    """The SQL of a query: grouped sums, ordered by window then dimensions, one row past the limit.
+
+    Read from usage_rollup (services/ledger/usage_sums.py): a rollup row counts whole when its event-time
+    span lies inside the range and inside one window; the rows of any other key are judged one by one."""
+    names = [DIMENSIONS[name] for name in query.group_by]
+    keys = sql.SQL(", ").join([sql.Identifier("licensee_id"), sql.SQL("window_start"),
+                               *(sql.Identifier(n) for n in names)])  # fmt: skip
+    licensee = sql.SQL("r.licensee_id = %(licensee)s AND ") if query.licensee_id else sql.SQL("")
     return sql.SQL(
-        """SELECT licensee_id, {window} AS window_start{dimensions}, sum(calls), sum(records)
-        FROM usage_entries
-        WHERE {licensee}period_start >= date_trunc('hour', %(start)s::timestamptz, 'UTC')
-          AND period_start < %(end)s AND {at} >= %(start)s AND {at} < %(end)s
+        """SELECT licensee_id, window_start{dimensions}, sum(calls), sum(records) FROM (
+            SELECT r.licensee_id, {whole_window} AS window_start{dims}, r.calls, r.records
+            FROM usage_rollup r WHERE {rollup} AND {whole}
+            UNION ALL
+            SELECT r.licensee_id, {row_window}{dims}, u.calls, u.records FROM usage_rollup r {key_rows}
+            WHERE {rollup} AND NOT ({whole}) AND {at} >= %(start)s AND {at} < %(end)s) AS parts
         GROUP BY {keys} ORDER BY window_start, {keys} LIMIT %(limit)s"""
-    ).format(window=window, at=_AT, licensee=licensee, keys=keys,
-             dimensions=sql.SQL("").join(sql.SQL(", ") + d for d in dimensions))  # fmt: skip
+    ).format(rollup=_ROLLUP.format(licensee=licensee), whole=_whole(query.window), at=sql.SQL(usage_sums.AT),
+             whole_window=_window(query.window, sql.SQL("r.at_min")),
+             row_window=_window(query.window, sql.SQL(usage_sums.AT)), dims=_columns("r", names),
+             dimensions=_columns(None, names), keys=keys,
+             key_rows=sql.SQL(usage_sums.KEY_ROWS))  # type: ignore[arg-type]  # fmt: skip
+
+
+def _window(window: str | None, at: sql.Composable) -> sql.Composable:
+    if window is None:
+        return sql.SQL("NULL::timestamptz")
+    return sql.SQL("date_trunc({}, {}, 'UTC')").format(sql.Literal(window), at)
+
+
+def _whole(window: str | None) -> sql.Composable:
+    """Whether a rollup row counts whole: its span inside the range, and inside one window."""
+    inside = sql.SQL("r.at_min >= %(start)s AND r.at_max < %(end)s")
+    if window is None:
+        return inside
+    one = sql.SQL(" AND {} = {}").format(
+        _window(window, sql.SQL("r.at_min")), _window(window, sql.SQL("r.at_max"))
+    )
+    return inside + one
+
+
+def _columns(table: str | None, names: list[str]) -> sql.Composable:
+    return sql.SQL("").join(sql.SQL(", ") + sql.Identifier(*([table] if table else []), n) for n in names)
 
 
 def run(conn: psycopg.Connection, query: UsageQuery) -> dict[str, Any]:
     """The answer document: the query echoed, its rows, and whether the limit cut them."""
     values = {"licensee": query.licensee_id, "start": query.start, "end": query.end, "limit": query.limit + 1}
+    conn.execute(usage_sums.READ_SETTINGS)
     found = conn.execute(statement(query), values).fetchall()
     rows = [_row(query, record) for record in found[: query.limit]]
     return {
