@@ -20,14 +20,19 @@ from services.core.agreements import Agreement, agreement_from_cloudevent
 from services.core.errors import ValidationFailed
 from services.core.events import loads
 from services.processor.domain.versions import Versions
-from services.processor.errors import AgreementsNotReady
+from services.processor.errors import AgreementsNotReady, ProcessorError
 
 log = logging.getLogger(__name__)
 
 
+class FollowFailed(ProcessorError):
+    """The reader's client reported an error on a record; the reader reconnects and reads on."""
+
+
 class TopicFollower:
-    """Reads a whole topic from the beginning with a group-less consumer in a daemon thread, and keeps
-    following it; `ready` is set once it reached the end offsets seen when it started."""
+    """Reads a whole topic from the beginning with a consumer that joins no group (confluent-kafka: its
+    I/O runs in librdkafka's threads, off the GIL) in a daemon thread, and keeps following it; `ready`
+    is set once it reached the end offsets seen when it started."""
 
     def __init__(
         self, consumer_factory: Callable[[], Any], topic: str, apply: Callable[[Any, Any], None]
@@ -57,29 +62,36 @@ class TopicFollower:
                 self._stop.wait(1.0)
 
     def _follow(self) -> None:
-        from kafka import TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # type: ignore[import-untyped]
 
         consumer = self.consumer_factory()
         try:
-            partitions = self._partitions(consumer, TopicPartition)
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            ends = consumer.end_offsets(partitions)
+            partitions = [TopicPartition(self.topic, p) for p in self._partitions(consumer)]
+            # The high watermark, not the last stable offset: a reader at it has seen every committed
+            # record up to start-up, and `position` steps over transaction markers.
+            ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+            consumer.assign([TopicPartition(self.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
             while not self._stop.is_set():
-                for messages in consumer.poll(timeout_ms=500).values():
-                    for message in messages:
-                        self.apply(message.key, message.value)
-                if not self.ready.is_set() and all(consumer.position(tp) >= end for tp, end in ends.items()):
+                for message in consumer.consume(num_messages=1000, timeout=0.5):
+                    if message.error() is not None:
+                        raise FollowFailed(str(message.error()))
+                    self.apply(message.key(), message.value())
+                if not self.ready.is_set() and self._caught_up(consumer, partitions, ends):
                     log.info("reader of %s caught up", self.topic)
                     self.ready.set()
         finally:
             consumer.close()
 
-    def _partitions(self, consumer: Any, topic_partition: Any) -> list[Any]:
+    @staticmethod
+    def _caught_up(consumer: Any, partitions: list[Any], ends: dict[int, int]) -> bool:
+        pending = [tp for tp in partitions if ends[tp.partition] > 0]
+        return all(tp.offset >= ends[tp.partition] for tp in consumer.position(pending)) if pending else True
+
+    def _partitions(self, consumer: Any) -> list[int]:
         while not self._stop.is_set():
-            found = consumer.partitions_for_topic(self.topic)
-            if found:
-                return [topic_partition(self.topic, p) for p in sorted(found)]
+            found = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+            if found is not None and found.error is None and found.partitions:
+                return sorted(found.partitions)
             log.info("waiting for topic %s to exist", self.topic)
             self._stop.wait(0.5)
         return []

@@ -21,6 +21,7 @@ from services.core.clock import Clock, SystemClock
 from services.core.security import librdkafka_options
 from services.processor import pipeline
 from services.processor.agreements_view import AgreementsView
+from services.processor.batch import Known
 from services.processor.health import Health
 from services.processor.metrics import ProcessorMetrics
 from services.processor.settings import ProcessorSettings
@@ -36,12 +37,18 @@ class _Application(Application):
 
     ticker: Ticker | None = None
     metrics: ProcessorMetrics | None = None
+    known: Known | None = None
     input_topic = ""
 
     def _on_assign(self, _: Any, topic_partitions: list[Any]) -> None:
         super()._on_assign(_, topic_partitions)
+        gained = [tp.partition for tp in topic_partitions if tp.topic == self.input_topic]
         if self.ticker is not None:
-            self.ticker.assigned([tp.partition for tp in topic_partitions if tp.topic == self.input_topic])
+            self.ticker.assigned(gained)
+        if self.metrics is not None:
+            self.metrics.regained(gained)
+        if self.known is not None:
+            self.known.forget()
 
     def _on_revoke(self, _: Any, topic_partitions: list[Any]) -> None:
         super()._on_revoke(_, topic_partitions)
@@ -53,6 +60,8 @@ class _Application(Application):
 
     def _forget(self, topic_partitions: list[Any]) -> None:
         lost = [tp.partition for tp in topic_partitions if tp.topic == self.input_topic]
+        if self.known is not None:
+            self.known.forget()
         if self.ticker is not None:
             self.ticker.revoked(lost)
         if self.metrics is not None:
@@ -148,5 +157,6 @@ def bootstrap(
     )
     app.ticker, app.metrics, app.input_topic = ticker, metrics, settings.input_topic
     metrics.open_usage_from(ticker.open_partitions)
-    pipeline.build(app, settings, metrics, agreements, clock, ticker)
+    app.known = Known(pipeline.remember)
+    pipeline.build(app, settings, metrics, agreements, clock, ticker, app.known)
     return Worker(app, agreements, health or Health(), settings, violations, topics_ready, ticker, ticks)

@@ -103,7 +103,7 @@ class Handler:
             licensee.apply(decision.writes, record_time)
         if decision.opened_usage:
             partition.opened(call.licensee_id, now.timestamp())
-        self._observe(call, decision, agreement, source.partition)
+        self._observe(call, decision, agreement, source.partition, now)
         return out
 
     def _plan(
@@ -139,14 +139,14 @@ class Handler:
         return out
 
     def _observe(
-        self, call: ApiCall, decision: Decision, agreement: Agreement | None, partition: int
+        self, call: ApiCall, decision: Decision, agreement: Agreement | None, partition: int, now: datetime
     ) -> None:
-        self.tally("outcome", decision.kind)
         if decision.kind != COUNTED or decision.counts is None:
+            self.tally("outcome", decision.kind)
             return
-        self.tally("counted", call.licensee_id, call.records)
-        self.tally("event_lag", max(0.0, self.clock.now().timestamp() - decision.event_time))
-        self.metrics.show(call.licensee_id, agreement, decision.counts, partition)
+        # One increment per counted call (its outcome, calls, records, event lag, latest counts).
+        lag = max(0.0, now.timestamp() - decision.event_time)
+        self.tally("counted", call.licensee_id, call.records, lag, (agreement, decision.counts, partition))
         for alert in decision.alerts:
             log.info("alert %s %s %s", alert.rule, call.licensee_id, alert.subject)
             self.tally("fired", call.licensee_id, alert.rule, alert.severity)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 
 from services.processor.agreements_view import AgreementsView
-from services.processor.app import bootstrap
+from services.processor.app import bootstrap, connection
 from services.processor.health import Health, serve
 from services.processor.metrics import ProcessorMetrics
 from services.processor.readiness import used_by, wait_for_leaders
@@ -36,6 +37,23 @@ def group_less_consumer(settings: ProcessorSettings) -> Callable[[], object]:
     return consumer
 
 
+def view_consumer(settings: ProcessorSettings) -> Callable[[], object]:
+    """A factory of confluent-kafka consumers for the views (agreements, alerts): assigned partitions
+    only, so their group id names them and is never joined; read_committed; no offsets committed."""
+    def consumer() -> object:
+        from confluent_kafka import Consumer  # type: ignore[import-untyped]
+
+        return Consumer({
+            **connection(settings).as_librdkafka_dict(),
+            "group.id": f"{settings.app_id}-view-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+        })  # fmt: skip
+
+    return consumer
+
+
 def run(environ: Mapping[str, str]) -> None:
     """Run a worker until it is told to stop (quix turns SIGTERM into a graceful stop with a commit);
     after a failure, start afresh in the same process (restart.py)."""
@@ -51,8 +69,9 @@ def run(environ: Mapping[str, str]) -> None:
         settings.kafka_bootstrap,
     )
     consumers = group_less_consumer(settings)
-    agreements = AgreementsView(consumers, settings.agreements_topic)
-    violations = ViolationsView(consumers, settings.alerts_topic, metrics)
+    views = view_consumer(settings)
+    agreements = AgreementsView(views, settings.agreements_topic)
+    violations = ViolationsView(views, settings.alerts_topic, metrics)
     s = settings
     names = (s.input_topic, s.alerts_topic, s.billable_topic, s.dlq_topic, s.agreements_topic)
     wanted = used_by(s.app_id, names)

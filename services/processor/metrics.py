@@ -35,9 +35,6 @@ class _Licensee:
     month: str = ""
 
 
-
-
-
 class ProcessorMetrics:
     """Every processor metric, in its own registry so several apps can live in one process (tests)."""
 
@@ -47,6 +44,9 @@ class ProcessorMetrics:
         self._children: dict[str, _Licensee] = {}
         # label value -> the input partition whose calls last set its usage ratios
         self._ratio_partition: dict[str, int] = {}
+        # Input partitions lost since they were last assigned: a show of theirs still held for a
+        # checkpoint (tally.py) would bring back the ratios `forget_partitions` removed.
+        self._lost: set[int] = set()
         self._outcomes: dict[str, Any] = {}
         self._hooks: list[Callable[[], None]] = []
         self.events = Counter(
@@ -111,10 +111,10 @@ class ProcessorMetrics:
             child = self._outcomes[kind] = self.events.labels(kind)
         child.inc(count)
 
-    def counted(self, licensee_id: str, records: int) -> None:
-        """Count one counted call of a licensee."""
+    def counted(self, licensee_id: str, records: int, calls: int = 1) -> None:
+        """Count `calls` counted calls of a licensee, holding `records` records in all."""
         child = self._child(licensee_id)
-        child.calls.inc()
+        child.calls.inc(calls)
         child.records.inc(records)
 
     def show(
@@ -122,7 +122,7 @@ class ProcessorMetrics:
     ) -> None:
         """Set the licensee's latest-window usage ratios after one of its calls (read from input
         `partition`) was counted."""
-        if agreement is None:
+        if agreement is None or partition in self._lost:
             return
         child = self._child(licensee_id)
         label = self.licensee(licensee_id)
@@ -142,6 +142,7 @@ class ProcessorMetrics:
         """Drop the usage ratios set from input partitions this worker no longer owns: their new owner
         shows them now, and a stale value here would outlive it."""
         lost = set(partitions)
+        self._lost |= lost
         for label, partition in list(self._ratio_partition.items()):
             if partition not in lost:
                 continue
@@ -151,6 +152,10 @@ class ProcessorMetrics:
                 for name in LIMITS:
                     self.ratio.remove(label, name)
                 child.ratio.clear()
+
+    def regained(self, partitions: list[int]) -> None:
+        """Show the usage ratios of calls from `partitions` again: this worker owns them (again)."""
+        self._lost.difference_update(partitions)
 
     def activate(self, licensee_id: str, rule: str, month: str) -> None:
         """Show an alert of `rule` in `month`: 1 for the rules of the licensee's latest alerted month."""
@@ -163,14 +168,14 @@ class ProcessorMetrics:
                 gauge.set(0)
         child.active[rule].set(1)
 
-    def fired(self, licensee_id: str, rule: str, severity: str) -> None:
-        """Count one newly fired alert."""
+    def fired(self, licensee_id: str, rule: str, severity: str, count: int = 1) -> None:
+        """Count `count` newly fired alerts."""
         child = self._child(licensee_id)
         violations = child.violations.get(rule)
         if violations is None:
             violations = child.violations[rule] = self.violations.labels(self.licensee(licensee_id), rule)
-        violations.inc()
-        self.alerts.labels(rule, severity).inc()
+        violations.inc(count)
+        self.alerts.labels(rule, severity).inc(count)
 
     def before_scrape(self, hook: Callable[[], None]) -> None:
         """Run `hook` before each scrape (it applies the committed checkpoints' increments)."""

@@ -18,8 +18,9 @@ from services.core import topics
 from services.core.clock import Clock
 from services.processor import group_stage
 from services.processor.agreements_view import AgreementsView
-from services.processor.batch import Batch
+from services.processor.batch import Batch, Known
 from services.processor.codec import TICKED, Incoming, Source, check_key, read_message
+from services.processor.domain.dedupe import DEDUPE_PREFIX
 from services.processor.flush import CheckpointHook, Open, UsageFlush
 from services.processor.handler import Emit, Handler, Topics
 from services.processor.metrics import LagClock, ProcessorMetrics
@@ -37,6 +38,7 @@ def build(
     agreements: AgreementsView,
     clock: Clock,
     ticker: Ticker,
+    known: Known,
 ) -> None:
     """Add the processor's dataframe and checkpoint hook to `app`."""
     lag = LagClock(lambda: clock.now().timestamp())
@@ -64,20 +66,20 @@ def build(
         names, settings.policy(), agreements.get, clock, metrics,
         lambda *inc: tally.add(_checkpoint(context), *inc),
     )  # fmt: skip
-    # partition -> (store transaction, its batch, the partition's state) of the open checkpoint
+    # partition -> (the open checkpoint, its batch of the partition's store, the partition's state)
     batches: dict[int, tuple[object, Batch, PartitionState]] = {}
 
     def step(
         value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
     ) -> list[Emit]:
         ctx = message_context()
-        transaction = context.checkpoint.get_store_transaction(
-            stream_id=sdf.stream_id, partition=ctx.partition
-        )
+        checkpoint = context.checkpoint
         held = batches.get(ctx.partition)
-        if held is None or held[0] is not transaction:
-            batch = Batch(transaction)
-            held = batches[ctx.partition] = (transaction, batch, PartitionState(batch))
+        if held is None or held[0] is not checkpoint:
+            # One store transaction per partition and checkpoint (quix caches it in the checkpoint).
+            transaction = checkpoint.get_store_transaction(stream_id=sdf.stream_id, partition=ctx.partition)
+            batch = Batch(transaction, known.of(ctx.partition), remember)
+            held = batches[ctx.partition] = (checkpoint, batch, PartitionState(batch))
         incoming = value if value is not None else read_message(None)
         if incoming.call is TICKED:
             return []  # it only brings the partition into this checkpoint, whose hook flushes it
@@ -104,6 +106,12 @@ def build(
     lookup = group_stage.group_records(agreements.versions.in_force)
     stage = group_stage.GroupStage(names.alerts, lookup, clock, settings.policy(), fired)
     group_stage.build(app, groups, stage, outputs[names.alerts], clock)
+
+
+def remember(key: str) -> bool:
+    """Whether a licensee's key is kept across checkpoints: window-scoped ones, not the dedupe entries
+    (one per call, read once; and one read past its horizon must find what quix finds)."""
+    return not key.startswith(DEDUPE_PREFIX)
 
 
 def _topic(outputs: dict[str, Topic], value: Emit) -> Topic:

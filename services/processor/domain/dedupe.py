@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+# The state key of a call's dedupe entry is this prefix and its digest.
+DEDUPE_PREFIX = "d:"
 # 64-bit digests keep the keys small; a collision needs ~4e9 keys of one licensee in one horizon.
 _DIGEST_BYTES = 8
 

@@ -112,15 +112,27 @@ def month_caps(month: MonthUsage, window: tuple[datetime, datetime], limits: Lim
         ("calls", month.calls, limits.calls_per_month),
         ("records", month.records, limits.records_per_month),
     ):
-        if limit <= 0 or observed < threshold(limit, min(limits.warning_ratio, 1.0)):
+        if limit <= 0:
             continue
-        ratios = (limits.warning_ratio, 1.0, limits.severe_ratio)
-        # By threshold, lowest first: the step relies on that order (see step._count).
-        levels = sorted(zip(ratios, VOLUME_LEVELS, strict=True))
-        for ratio, (rule, severity) in levels:
-            if observed >= threshold(limit, ratio):
+        start, levels = _levels(limit, limits.warning_ratio, limits.severe_ratio)
+        if observed < start:
+            continue
+        for at_least, rule, severity in levels:
+            if observed >= at_least:
                 found.append(Breach(rule, severity, window, metric, observed, limit))
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _levels(
+    limit: int, warning_ratio: float, severe_ratio: float
+) -> tuple[int, tuple[tuple[int, str, str], ...]]:
+    """Where a capped metric's levels start, and each level's threshold, rule and severity."""
+    ratios = (warning_ratio, 1.0, severe_ratio)
+    # By threshold, lowest first: the step relies on that order (see step._count).
+    levels = sorted(zip(ratios, VOLUME_LEVELS, strict=True))
+    thresholds = tuple((threshold(limit, ratio), rule, severity) for ratio, (rule, severity) in levels)
+    return threshold(limit, min(warning_ratio, 1.0)), thresholds
 
 
 def rate(ctx: Context, agreement: Agreement) -> list[Breach]:

@@ -97,7 +97,7 @@ def decide(
     if stream_time is not None and event_time < stream_time - lateness:
         return Decision(LATE, event_time, reason=f"late: more than {policy.lateness} behind stream time")
     moved = event_time if stream_time is None or event_time > stream_time else None
-    key = "d:" + dedupe.digest(call.key)
+    key = dedupe.DEDUPE_PREFIX + dedupe.digest(call.key)
     if state.get(key) is not None:
         return Decision(DUPLICATE, event_time, stream_time=moved)
     decision = Decision(COUNTED, event_time, stream_time=moved)
@@ -112,10 +112,11 @@ def _bill(
     decision: Decision, call: ApiCall, state: StateReader, agreement: Agreement | None, position: int
 ) -> None:
     """Add the call to its open usage bucket; a bucket never expires: it leaves only as a delta."""
-    bucket = usage.bucket_id(call, agreement)
+    at = decision.event_time
+    bucket = usage.bucket_id(call, agreement, at)
     key = usage.BUCKET_PREFIX + bucket
     held = state.get(key)
-    decision.writes.append(Write(key, usage.add(held, call, position), None))
+    decision.writes.append(Write(key, usage.add(held, call, position, at), None))
     if held is None:
         index = state.get(usage.OPEN_KEY) or []
         decision.writes.append(Write(usage.OPEN_KEY, [*index, bucket], None))
@@ -130,11 +131,12 @@ def _count(
     now: datetime,
     lateness: float,
 ) -> None:
-    month_key = windows.month_key(call.time)
-    month_window = windows.month_window(call.time)
+    at = decision.event_time
+    month_key = windows.month_key_of_day(int(at // 86_400))
+    month_window = windows.month_bounds(month_key)
     month_expiry = month_window[1].timestamp() + lateness + _MARGIN
     calls, records = _add_month(decision, state, f"m:{month_key}", call, month_expiry)
-    minute = windows.minute_index(call.time)
+    minute = int(at // windows.MINUTE)
     minute_window = windows.minute_window(minute)
     minute_key = f"n:{minute}"
     minute_calls = int(state.get(minute_key) or 0) + 1

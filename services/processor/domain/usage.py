@@ -39,17 +39,19 @@ def notified(call: ApiCall, agreement: Agreement | None) -> bool | None:
     return first is not None and first < call.time
 
 
-def bucket_id(call: ApiCall, agreement: Agreement | None) -> str:
-    """The bucket a call is billed in: hour start, app, org, org type and notice (`|`-joined)."""
-    hour = int(windows.epoch(call.time)) // _HOUR_S * _HOUR_S
+def bucket_id(call: ApiCall, agreement: Agreement | None, at: float | None = None) -> str:
+    """The bucket a call (at `at`, its event time in epoch seconds, if known) is billed in: hour
+    start, app, org, org type and notice (`|`-joined)."""
+    hour = int(windows.epoch(call.time) if at is None else at) // _HOUR_S * _HOUR_S
     flag = notified(call, agreement)
     notice = "" if flag is None else ("1" if flag else "0")
     return f"{hour}|{call.app_id}|{call.org_id or ''}|{call.org_type or ''}|{notice}"
 
 
-def add(held: Held | None, call: ApiCall, position: int) -> Held:
-    """The bucket `held` with `call` (read at input `position`) added; `held` is left as it was."""
-    at = int(windows.epoch(call.time) * 1000)
+def add(held: Held | None, call: ApiCall, position: int, event_time: float | None = None) -> Held:
+    """The bucket `held` with `call` (read at input `position`; `event_time` in epoch seconds, if
+    known) added; `held` is left as it was."""
+    at = int((windows.epoch(call.time) if event_time is None else event_time) * 1000)
     if held is None:
         return [1, call.records, at, at, position, position]
     calls, records, first, last, first_position, _ = held

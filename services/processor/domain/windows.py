@@ -24,6 +24,12 @@ def month_bounds(key: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+@functools.lru_cache(maxsize=4096)
+def month_key_of_day(day: int) -> str:
+    """The calendar month (UTC) of day `day` (days since the epoch), as `YYYY-MM`."""
+    return month_key(from_epoch(day * 86_400))
+
+
 def month_window(at: datetime) -> tuple[datetime, datetime]:
     """The calendar month (UTC) holding `at`."""
     return month_bounds(month_key(at))
@@ -44,6 +50,7 @@ def minute_index(at: datetime) -> int:
     return int(at.timestamp() // MINUTE)
 
 
+@functools.lru_cache(maxsize=4096)
 def minute_window(index: int) -> tuple[datetime, datetime]:
     """Start and end of the minute `index`."""
     start = from_epoch(index * MINUTE)

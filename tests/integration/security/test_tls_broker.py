@@ -48,7 +48,7 @@ from services.ledger.dead_letters import DeadLetterPublisher
 from services.ledger.fetch import Fetcher
 from services.ledger.settings import LedgerSettings
 from services.processor.agreements_view import AgreementsView
-from services.processor.main import group_less_consumer
+from services.processor.main import view_consumer
 from services.processor.settings import ProcessorSettings
 from services.stack.config import REPO_ROOT
 from services.stack.kafka_tls import SecureBroker
@@ -207,7 +207,7 @@ def test_agreements_loaded_by_the_cli_reach_the_processor_agreements_view_throug
         monkeypatch.setenv(name, value)
     assert cli.main(["agreements", "load", str(AGREEMENTS_FILE)]) == 0
     settings = ProcessorSettings.from_env(service_env)
-    view = AgreementsView(group_less_consumer(settings), settings.agreements_topic)
+    view = AgreementsView(view_consumer(settings), settings.agreements_topic)
     view.start()
     try:
         view.wait_ready(30)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import confluent_kafka
 import kafka
 import pytest
 
@@ -21,7 +22,7 @@ from services.ingest.settings import IngestSettings
 from services.ledger import dead_letters, fetch
 from services.ledger.settings import LedgerSettings
 from services.processor.app import connection
-from services.processor.main import group_less_consumer
+from services.processor.main import group_less_consumer, view_consumer
 from services.processor.settings import ProcessorSettings
 from services.stack.config import REPO_ROOT
 
@@ -98,6 +99,22 @@ def test_the_processor_hands_quix_the_librdkafka_options_and_its_repr_hides_the_
     assert config.as_librdkafka_dict() == {"bootstrap.servers": "kafka:9093", **librdkafka_options(security)}
     for shown in (repr(config), str(config), repr(settings), repr(security)):
         assert PASSWORD not in shown
+
+
+@pytest.mark.parametrize("security", [SCRAM, PLAIN_SASL, MTLS], ids=["scram", "plain", "mutual-tls"])
+def test_the_processor_views_read_committed_records_with_the_librdkafka_options_and_join_no_group(
+    security: KafkaSecurity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(confluent_kafka, "Consumer", lambda config: seen.append(config))
+    settings = ProcessorSettings(kafka_bootstrap="kafka:9093", kafka_security=security)
+    view_consumer(settings)()
+    view_consumer(settings)()
+    first, second = seen
+    assert first.items() >= {"bootstrap.servers": "kafka:9093", **librdkafka_options(security)}.items()
+    assert (first["isolation.level"], first["enable.auto.commit"]) == ("read_committed", False)
+    # Each view's consumer has a group id of its own (librdkafka needs one; assign() never joins it).
+    assert first["group.id"] != second["group.id"]
 
 
 def _ingest(environ: dict[str, str]) -> Any:
@@ -186,14 +203,14 @@ def _dead_letters(security: KafkaSecurity) -> None:
     raise _Built
 
 
-def _agreements_view(security: KafkaSecurity) -> None:
+def _readiness_check(security: KafkaSecurity) -> None:
     group_less_consumer(ProcessorSettings(kafka_bootstrap="kafka:9093", kafka_security=security))()
 
 
 CLIENTS = [
     ("ledger fetcher", (fetch, "AIOKafkaConsumer"), _fetcher, "aiokafka"),
     ("ledger dead letters", (dead_letters, "KafkaProducer"), _dead_letters, "kafka_python"),
-    ("processor agreements view", (kafka, "KafkaConsumer"), _agreements_view, "kafka_python"),
+    ("processor readiness check", (kafka, "KafkaConsumer"), _readiness_check, "kafka_python"),
     ("cli agreements load", (kafka, "KafkaProducer"),
      lambda s: publish_agreements("kafka:9093", [], security=s), "kafka_python"),
     ("cli replay --kafka", (kafka, "KafkaProducer"), lambda s: replay_kafka([], "kafka:9093", security=s),

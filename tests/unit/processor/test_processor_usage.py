@@ -11,11 +11,12 @@ from processor_helpers import OCT, Feed, agreements, call
 from services.core.clock import FixedClock
 from services.core.events import UsageRecorded, loads
 from services.core.schemas import BILLABLE_TYPE, problems
-from services.processor.batch import Batch
+from services.processor.batch import Batch, Known
 from services.processor.domain import usage
 from services.processor.domain.step import Counts
 from services.processor.flush import UsageFlush
 from services.processor.metrics import ProcessorMetrics
+from services.processor.pipeline import remember
 from services.processor.state import OPEN_USAGE, PARTITION_PREFIX, PartitionState
 from services.processor.ticker import Ticker
 
@@ -132,6 +133,31 @@ def test_a_batch_reads_each_key_once_and_writes_each_touched_key_once_with_its_l
     assert batch.write() == 0
 
 
+def test_later_checkpoints_read_window_keys_from_what_earlier_ones_wrote_and_dedupe_keys_from_quix() -> None:
+    transaction = FakeTransaction({(b"p", "m:2026-10"): 5, (b"p", "d:ab"): 1})
+    known = Known(remember)
+    first = Batch(transaction, known.of(0), remember)
+    first.put(b"p", "m:2026-10", first.get(b"p", "m:2026-10", 0) + 1, 10_000, 1)
+    assert first.get(b"p", "d:ab", 0) == 1
+    first.delete(b"p", "u")
+    first.write()
+    reads = transaction.reads
+    second = Batch(transaction, known.of(0), remember)
+    assert (second.get(b"p", "m:2026-10", 0), second.get(b"p", "u", 0)) == (6, None)
+    assert transaction.reads == reads  # the committed counter and the delete, without asking quix
+    assert second.get(b"p", "d:ab", 0) == 1 and transaction.reads == reads + 1
+    known.forget()  # an assignment changed: another worker may have written the partition since
+    assert Batch(transaction, known.of(0), remember).get(b"p", "m:2026-10", 0) == 6
+    assert transaction.reads == reads + 2
+
+
+def test_a_partitions_remembered_values_are_dropped_once_they_reach_the_limit() -> None:
+    known = Known(remember, limit=3)
+    held = known.of(1)
+    held.update({(b"p", f"n:{n}"): n for n in range(3)})
+    assert known.of(1) == {} and known.of(1) is not held
+
+
 def test_a_flush_sends_only_the_due_licensees_buckets_and_forgets_them() -> None:
     clock = FixedClock(datetime(2026, 11, 1, tzinfo=UTC))
     now = clock.now().timestamp()
@@ -175,7 +201,7 @@ def test_the_ticker_ticks_due_partitions_once_per_interval_and_all_of_them_every
     assert ticker.open_partitions() == 0
 
 
-def test_usage_ratios_set_from_a_lost_partition_are_dropped_and_come_back_with_new_calls() -> None:
+def test_usage_ratios_set_from_a_lost_partition_are_dropped_and_come_back_once_it_is_assigned_again() -> None:
     metrics = ProcessorMetrics(10)
     metrics.show("pebble", PEBBLE, Counts("2026-10", 10, 100, 1), partition=2)
     metrics.show("omni", PEBBLE, Counts("2026-10", 10, 100, 1), partition=3)
@@ -186,5 +212,10 @@ def test_usage_ratios_set_from_a_lost_partition_are_dropped_and_come_back_with_n
     assert (
         metrics.registry.get_sample_value("tollgate_usage_ratio", {**labels, "licensee": "omni"}) is not None
     )
+    # A show held for a checkpoint of the lost partition (tally.py) arrives late: it is not shown.
     metrics.show("pebble", PEBBLE, Counts("2026-10", 20, 100, 1), partition=2)
-    assert metrics.registry.get_sample_value("tollgate_usage_ratio", labels) is not None
+    assert metrics.registry.get_sample_value("tollgate_usage_ratio", labels) is None
+    metrics.regained([2])
+    metrics.show("pebble", PEBBLE, Counts("2026-10", 30, 100, 1), partition=2)
+    shown = metrics.registry.get_sample_value("tollgate_usage_ratio", labels)
+    assert shown == 30 / PEBBLE.limits.calls_per_month
