@@ -28,6 +28,8 @@ from services.core.events import dumps, loads
 
 PROBE_PREFIX, PROBE_RULE = "unknown-", "agreement.missing"
 LAG_SAMPLE_S = 0.25
+# The probes start once the lag is at most this many records, or this many seconds of the load.
+SETTLED_RECORDS, SETTLED_SECONDS = 50, 0.25
 
 
 async def _listen(
@@ -103,6 +105,15 @@ def _probe(bootstrap: str, topic: str, at: float, rate: float, seconds: float) -
     return sent
 
 
+def _settled(watch: GroupWatch, records: float, limit: float = 30.0) -> None:
+    """Wait (at most `limit` s) until the lag is at most `records`: a backlog left by what ran before
+    (a drain's last checkpoints, the load's first seconds) would be measured as latency and make the
+    lag shrink over the window, which voids the attempt."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and watch.lag() > records:
+        time.sleep(LAG_SAMPLE_S)
+
+
 def _drained_after(watch: GroupWatch, limit: float = 60.0) -> float | None:
     stopped = time.monotonic()
     while time.monotonic() - stopped < limit:
@@ -149,6 +160,7 @@ def measure(
     loader.start()
     sampler_thread.start()
     time.sleep(3.0)  # the background settles before the first probe
+    _settled(sampler, max(SETTLED_RECORDS, load_rate * SETTLED_SECONDS))
     window_start, cpu_start = time.monotonic(), worker.cpu_seconds()
     sent = _probe(bootstrap, names["INPUT"], at, probe_rate, seconds)
     window_end, cpu_end = time.monotonic(), worker.cpu_seconds()
