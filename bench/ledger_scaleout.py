@@ -2,12 +2,14 @@
 
     python -m bench.ledger_scaleout [--database-url URL] [--bootstrap HOST:PORT] [--rows N] [--instances 1,2]
 
-Per instance count: a fresh 6-partition topic pre-filled with the real aggregated stream's first N deltas
-(bench/billable_stream.py, keyed by licensee), a fresh migrated schema, then that many processes each running
-`LedgerConsumer.run` in one consumer group (services/ledger/ownership.py). The rate is rows committed
-between the first commit seen and the last (sampled every 0.1 s from `consumer_offsets`), so process start
-and the group's join are left out; the run checks every delta was stored once, and reports the table's
-bytes per row and the WAL written per row (the server's, so a shared machine's other writes count too).
+Per instance count: a fresh 6-partition topic and a fresh migrated schema; that many processes each run
+`LedgerConsumer.run` in one consumer group (services/ledger/ownership.py); once the group has settled (all
+6 partitions claimed, each process holding some) the real aggregated stream's first N deltas
+(bench/billable_stream.py, keyed by licensee) are produced at once with librdkafka. The rate is rows
+committed between the first commit seen and the last (sampled every 0.1 s from `consumer_offsets`), so
+process start and the group's join are left out; the run checks every delta was stored once, and reports
+the table's bytes per row, the CPU per row of the consumers and of their PostgreSQL backends (from /proc)
+and the WAL written per row (the server's, so a shared machine's other writes count too).
 JSON on stdout. Not part of `make bench`: it says how far more consumers help before PostgreSQL (or the
 machine) is the limit.
 """
@@ -28,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from confluent_kafka import Producer  # type: ignore[import-untyped]
 from kafka.admin import KafkaAdminClient
 
-from bench.ledger_bench import billables, produce, schema
+from bench.ledger_bench import billables, schema
+from services.core.events import dumps
 from services.ledger.consumer import LedgerConsumer
 from services.ledger.settings import DEFAULT_APP_ROLE, LedgerSettings, role_of
 from services.stack.kafka import create_topics
@@ -52,6 +56,21 @@ def wal(url: str) -> int:
         return int(row[0])  # type: ignore[index]
 
 
+def backends_cpu(url: str, name: str) -> float:
+    """CPU seconds the PostgreSQL backends of connections named `name` have used (from /proc)."""
+    with psycopg.connect(url) as conn:
+        pids = [
+            r[0]
+            for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,))
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def stored(url: str, topic: str) -> int:
     """Records committed on `topic`: the stored next offsets, summed."""
     with psycopg.connect(url) as conn:
@@ -59,6 +78,32 @@ def stored(url: str, topic: str) -> int:
             "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = %s", (topic,)
         )
         return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def split(url: str, topic: str, instances: int, timeout: float) -> None:
+    """Wait until the 6 partitions are claimed by `instances` distinct consumers."""
+    query = "SELECT count(*), count(DISTINCT owner) FROM consumer_offsets WHERE topic = %s"
+    deadline = time.monotonic() + timeout
+    while True:
+        with psycopg.connect(url) as conn:
+            claimed, owners = conn.execute(query, (topic,)).fetchone()  # type: ignore[misc]
+        if (claimed, owners) == (6, instances):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{claimed} partitions claimed by {owners} consumers after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def produce_fast(bootstrap: str, topic: str, deltas: list[Any]) -> None:
+    """The deltas keyed by licensee with librdkafka (murmur2, as the processor's), in about a second."""
+    values = [(d.licensee_id.encode(), dumps(d.to_cloudevent())) for d in deltas]
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "partitioner": "murmur2_random",
+                         "linger.ms": 20, "queue.buffering.max.messages": 1_000_000})  # fmt: skip
+    for key, value in values:
+        producer.produce(topic, value=value, key=key)
+        producer.poll(0)
+    if producer.flush(60):
+        raise TimeoutError("the bench's records were not all acknowledged")
 
 
 def timed(url: str, topic: str, rows: int, timeout: float) -> tuple[float, int]:
@@ -79,18 +124,20 @@ def once(owner_url: str, bootstrap: str, role: str, deltas: list[Any], instances
     topic = f"bench.scaleout.{uuid.uuid4().hex[:8]}"
     create_topics(bootstrap, 6, {topic: {"partitions": 6, "configs": {}}})
     try:
-        produce(bootstrap, topic, deltas)
         with schema(owner_url, role) as url:
             wal_start = wal(url)
-            argv = [sys.executable, "-m", "bench.ledger_scaleout", "--worker", url, bootstrap, topic]
-            workers = [subprocess.Popen(argv) for _ in range(instances)]  # noqa: S603 - our own module
+            tagged = f"{url}&application_name={topic}"  # the consumers' backends, found by name
+            argv = [sys.executable, "-m", "bench.ledger_scaleout", "--worker", tagged, bootstrap, topic]
+            workers = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(instances)]  # noqa: S603
             try:
+                split(url, topic, instances, 120)  # the group settled first: the run times the steady state
+                produce_fast(bootstrap, topic, deltas)
                 seconds, rows = timed(url, topic, len(deltas), 600)
+                backend_cpu = backends_cpu(url, topic)
             finally:
                 for worker in workers:
                     worker.send_signal(signal.SIGTERM)
-                for worker in workers:
-                    worker.wait(timeout=60)
+            cpu = sum(float(w.communicate(timeout=60)[0] or 0) for w in workers)  # consumers' CPU seconds
             wal_bytes = wal(url) - wal_start
             with psycopg.connect(url) as conn:
                 size = int(conn.execute(SIZE).fetchone()[0])  # type: ignore[index]
@@ -103,6 +150,8 @@ def once(owner_url: str, bootstrap: str, role: str, deltas: list[Any], instances
         admin.close()
     exact = count == (len({d.usage_id for d in deltas}), len(deltas))
     per_row = {
+        "consumer_cpu_us_per_row": round(cpu * 1e6 / len(deltas)),
+        "postgres_cpu_us_per_row": round(backend_cpu * 1e6 / len(deltas)),
         "table_bytes_per_row": round(size / len(deltas)),
         "wal_bytes_per_row": round(wal_bytes / len(deltas)),
     }
@@ -127,7 +176,9 @@ def worker(url: str, bootstrap: str, topic: str) -> None:
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started = time.process_time()  # after the imports: the consumer's own CPU, not the interpreter's start
     LedgerConsumer(settings).run(stop)
+    print(time.process_time() - started)
 
 
 def main() -> None:
