@@ -404,6 +404,16 @@ def test_scaling_respects_partitions() -> None:
     assert hpas["tollgate-processor"]["spec"]["maxReplicas"] == partitions
 
 
+def test_ledger_replicas_share_one_consumer_group_within_the_partitions_and_keep_one_up_in_a_drain() -> None:
+    (ledger,) = [d for d in _k8s_objects("Deployment") if d["metadata"]["name"] == "tollgate-ledger"]
+    assert 2 <= ledger["spec"]["replicas"] <= 6  # the partitions of tollgate.billable.v1
+    env = {e["name"]: e["value"] for e in ledger["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TOLLGATE_LEDGER_CONSUMER_GROUP"] == "tollgate-ledger"
+    assert "TOLLGATE_LEDGER_PARTITIONS" not in env  # a fixed list would stop the split
+    budgets = {b["metadata"]["name"]: b for b in _k8s_objects("PodDisruptionBudget")}
+    assert budgets["tollgate-ledger"]["spec"]["maxUnavailable"] == 1
+
+
 def test_ingest_scales_by_pods_with_one_worker_per_cpu_of_its_limit() -> None:
     (ingest,) = [d for d in _k8s_objects("Deployment") if d["metadata"]["name"] == "tollgate-ingest"]
     container = ingest["spec"]["template"]["spec"]["containers"][0]
