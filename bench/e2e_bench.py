@@ -46,7 +46,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -320,6 +320,7 @@ class Services:
     database_url: str = ""
     billable_topic: str = ""
     accepted_total: int = 0
+    topics: dict[str, str] = field(default_factory=dict)  # this run's topics by role (isolated_topics)
 
     def counters(self) -> tuple[int, int]:
         """(processed, ledgered) now."""
@@ -469,13 +470,20 @@ def isolated_topics(bootstrap: str, partitions: int = PARTITIONS) -> tuple[dict[
 
 
 @contextlib.contextmanager
-def running_services(stack: StackInfo, workdir: Path, licensees: int) -> Iterator[Services]:
+def running_services(
+    stack: StackInfo,
+    workdir: Path,
+    licensees: int,
+    agreements: list[Agreement] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Services]:
     """Start ledger (migrates), load agreements, start processor and ingest; stop them all afterwards.
 
     Every run has its own topics, processor app id and ledger consumer group; PostgreSQL is shared, but
-    usage ids are unique to the run and the ledger's counter counts only this process's rows.
+    usage ids are unique to the run and the ledger's counter counts only this process's rows. The
+    agreements default to `bench_agreements(licensees)`; `env` adds to (or overrides) the services' env.
     """
-    from services.cli.agreements import publish_agreements
+    from services.clients.agreements import publish_agreements
     from services.ledger.agreements_store import wait_consumed
 
     tokens_file = workdir / "tokens.json"
@@ -485,16 +493,17 @@ def running_services(stack: StackInfo, workdir: Path, licensees: int) -> Iterato
         "TOLLGATE_LOG_LEVEL": "warning",
         "TOLLGATE_LEDGER_INVOICE_INTERVAL_SECONDS": "86400",
         **topic_env,
+        **(env or {}),
     }
     launcher = ServiceLauncher(stack, workdir, tokens_file, extra)
     try:
         ledger = launcher.start_ledger(timeout=120)
-        agreements = bench_agreements(licensees)
+        agreements = bench_agreements(licensees) if agreements is None else agreements
         ends = publish_agreements(stack.kafka_bootstrap, agreements, names["agreements"])
         wait_consumed(stack.database_url, names["agreements"], ends, 60)  # the ledger reads them from Kafka
         processor = launcher.start_processor(app_id=topic_env["TOLLGATE_PROCESSOR_APP_ID"], timeout=180)
         ingest = launcher.start_ingest(timeout=120)
-        yield Services(ingest, processor, ledger, token, stack.database_url, names["billable"])
+        yield Services(ingest, processor, ledger, token, stack.database_url, names["billable"], topics=names)
     finally:
         launcher.stop_all()
 
@@ -572,6 +581,17 @@ def run(
     return result
 
 
+def cli_stack(parser: argparse.ArgumentParser) -> StackInfo:
+    """A bench command's logging (INFO, clients quiet) and the stack in $TOLLGATE_* (else a usage error)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stack = StackInfo.from_env(os.environ)
+    if stack is None:
+        parser.error('no stack: set TOLLGATE_* (eval "$(tollgate stack env)")')
+    return stack
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: JSON on stdout."""
     parser = argparse.ArgumentParser(
@@ -582,12 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--licensees", type=int, default=200)
     parser.add_argument("--senders", type=int, default=4)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kafka", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    stack = StackInfo.from_env(os.environ)
-    if stack is None:
-        parser.error('no stack: set TOLLGATE_* (eval "$(tollgate stack env)")')
+    stack = cli_stack(parser)
     rate = None if args.rate == "auto" else float(args.rate)
     result = run(stack, args.seconds, rate, licensees=args.licensees, senders=args.senders)
     print(json.dumps(result, indent=2))

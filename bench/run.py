@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark on a local stack and write BENCHMARKS.md and bench-results/latest.json.
 
-    python -m bench.run [--quick] [--only ingest,processor,ledger,kafka,e2e]
+    python -m bench.run [--quick] [--only ingest,processor,ledger,kafka,e2e,oneday]
 
 Uses the stack in $TOLLGATE_* when TOLLGATE_KAFKA_BOOTSTRAP is set; otherwise starts a throwaway
 LocalStack under /tmp and stops it afterwards. Each part runs in turn; a part that fails is recorded
@@ -31,14 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest_report import ingest_rows
+from bench.oneday_report import oneday_rows
 from bench.processor_report import processor_rows
 from bench.report_rows import TARGETS, Row, _fmt, dig, median, meets
+from bench.summary import render_summary
 from services.stack.state import StackInfo
 
 log = logging.getLogger("bench.run")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("ingest", "processor", "ledger", "kafka", "e2e")
-ORDER = ("kafka", "ingest", "processor", "ledger", "e2e")  # kafka first: ingest's ratio uses it
+PLANS = REPO_ROOT / "bench-results" / "ledger_month_plans.txt"  # EXPLAIN ANALYZE of the month's reads
+PARTS = ("ingest", "processor", "ledger", "kafka", "e2e", "oneday")
+ORDER = ("kafka", "ingest", "processor", "ledger", "e2e", "oneday")  # kafka first: ingest's ratio uses it
 
 
 # ------------------------------------------------------------------------------------------------ maths
@@ -89,6 +92,9 @@ def ledger_rows(result: Mapping[str, Any]) -> list[Row]:
     The ledger bench's JSON shape is its author's; this looks for a median of the ledger's rows/s and of
     COPY's, by key names, and shows the raw JSON when it finds neither.
     """
+    month = importlib.import_module("bench.ledger_month").report_rows(result.get("month"))
+    if isinstance(result.get("median"), Mapping) and "ledger_calls_per_s" in result["median"]:
+        return importlib.import_module("bench.ledger_bench").report_rows(result) + month
     unit, target = TARGETS["ledger"]
     med = result.get("median") if isinstance(result.get("median"), Mapping) else result
     copy = _find_number(med, "copy") or _find_number(result, "copy")
@@ -99,7 +105,7 @@ def ledger_rows(result: Mapping[str, Any]) -> list[Row]:
     )
     rows = [Row("plain COPY (baseline)", copy, unit)]
     rows.append(Row("ledger consumer into PostgreSQL", value, unit, "plain COPY", copy, target))
-    return rows + importlib.import_module("bench.ledger_month").report_rows(result.get("month"))
+    return rows + month
 
 
 def e2e_rows(result: Mapping[str, Any], processor: Mapping[str, Any] | None) -> list[Row]:
@@ -141,6 +147,7 @@ def stage_rows(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Row]]:
         "ledger": ledger_rows,
         "kafka": kafka_rows,
         "e2e": lambda r: e2e_rows(r, ok("processor")),
+        "oneday": oneday_rows,
     }
     rows = {}
     for name, build in builders.items():
@@ -190,6 +197,7 @@ TITLES = {
     "ledger": "Ledger (billable -> PostgreSQL)",
     "kafka": "Kafka ProducerPerformance (the broker's ceiling)",
     "e2e": "End to end (ingest -> processor -> ledger, sustained)",
+    "oneday": "One day (2.1 M calls, 200 licensees, over HTTP through all three, exactness)",
 }
 
 
@@ -214,6 +222,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"- Stack: {meta.get('stack', '')}",
         "- Parts: " + ", ".join(f"{name} ({part.get('status')})" for name, part in parts.items()),
         "",
+        *render_summary(rows, {name: str(part.get("status")) for name, part in parts.items()}),
         "## Targets (from the issue)",
         "",
         "| stage | target | measured (median) | meets |",
@@ -411,6 +420,9 @@ def run_ledger(stack: StackInfo, quick: bool) -> dict[str, Any]:
     result = dict(call_with(module.run, stack, options))
     month = importlib.import_module("bench.ledger_month")  # issue 13's month: rows held, read times
     result["month"] = call_with(month.run, stack, {"partition_rows": 700_000, "repeat": 3} if quick else {})
+    PLANS.parent.mkdir(parents=True, exist_ok=True)
+    PLANS.write_text(month.plans_text(result["month"]))
+    result["month"]["plans_file"] = _shown(PLANS)
     return result
 
 
@@ -423,12 +435,22 @@ def run_e2e(stack: StackInfo, quick: bool) -> dict[str, Any]:
     return e2e_bench.run(stack)
 
 
+def run_oneday(stack: StackInfo, quick: bool) -> dict[str, Any]:
+    """bench.oneday: the day of 2.1 M calls at 5,000 events/s (--quick: 20,000 calls at 2,000/s)."""
+    from bench import oneday
+
+    if quick:
+        return oneday.run(stack, calls=20_000, licensees=20, rate=2_000.0)
+    return oneday.run(stack)
+
+
 RUNNERS: dict[str, Callable[[StackInfo, bool], dict[str, Any]]] = {
     "kafka": run_kafka,
     "ingest": run_ingest,
     "processor": run_processor,
     "ledger": run_ledger,
     "e2e": run_e2e,
+    "oneday": run_oneday,
 }
 HOW = {
     "kafka": "Median of the runs; java ProducerPerformance, `--throughput -1`, 6 partitions, no keys.",
@@ -443,10 +465,17 @@ HOW = {
     "an empty state directory (recovery), the others warm. Latency on the last worker at half the median "
     "drain rate, kept only if the lag stayed flat (else a quarter, an eighth). The engine comparison runs "
     "the issue's small job on quix-streams and faust-streaming on one fresh topic.",
-    "ledger": "`bench.ledger_bench` as its author measures it; then `bench.ledger_month`: a 65 M-call month "
-    "of one licensee (8 apps, 10 orgs, 300 s flushes) bulk-loaded as its month partition (filler licensees "
-    "to 2 M rows), chains verified, the API's reads timed (medians, warm) with EXPLAIN ANALYZE.",
+    "ledger": "`bench.ledger_bench`: the real aggregated billable stream drained by the ledger consumer, "
+    "then by the same consumer with the chain trigger (and with the rollup trigger too) dropped, and COPY "
+    "of the same rows, interleaved in each run; then `bench.ledger_month`: a 65 M-call month of one "
+    "licensee (8 apps, 10 orgs, 300 s flushes) generated set-wise in PostgreSQL through the real triggers "
+    "(filler licensees to 2 M rows in the month's partition), chains verified, the API's reads timed "
+    "(medians, warm) and checked against the generator's totals, with EXPLAIN ANALYZE saved.",
     "e2e": "One sustained run (`bench.e2e_bench`); rates are slopes of 5 s samples, first sample left out.",
+    "oneday": "`bench.oneday`: the day's bodies pre-built, posted at the target rate by keep-alive client "
+    "threads to 2 ingest processes; processor and ledger as `tollgate serve` processes (usage flushed every "
+    "2 s); rates are slopes of 5 s samples while sending; the drain ends when every accepted event was "
+    "decided, no usage bucket is open and the ledger held still 6 s; exactness against the pure domain.",
 }
 
 
