@@ -37,8 +37,14 @@ class MonthPartitions:
         months = {month_start(at) for at in instants} - self._known
         if not months:
             return 0
-        with conn.transaction():
-            row = conn.execute(ENSURE, (sorted(months),)).fetchone()
+        try:
+            with conn.transaction():
+                row = conn.execute(ENSURE, (sorted(months),)).fetchone()
+        except psycopg.errors.DuplicateTable:
+            # Another ledger instance made the month between the function's check and its CREATE (its
+            # re-check under the lock can read a stale catalog); a new transaction sees the month there.
+            with conn.transaction():
+                row = conn.execute(ENSURE, (sorted(months),)).fetchone()
         self._known |= months
         return int(row[0]) if row else 0
 

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ledger_support import LedgerDb, produce, serve_ledger, settings_for, synthe
 from services.core import metric_names
 from services.core.events import UsageRecorded
 from services.ledger.consumer import LedgerConsumer
+from services.ledger.partitions import MonthPartitions
 from services.ledger.settings import LedgerSettings
 
 pytestmark = pytest.mark.integration
@@ -206,3 +208,27 @@ def test_the_service_role_can_raise_a_partitions_epoch_but_never_lower_it(ledger
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not lower the epoch"):
             conn.execute("UPDATE consumer_offsets SET epoch = 1 WHERE topic = 't'")
     assert ledger_db.scalar("SELECT epoch FROM consumer_offsets WHERE topic = 't'") == 2
+
+
+def test_two_instances_making_the_same_new_months_at_once_both_go_on(ledger_db: LedgerDb) -> None:
+    months = [datetime(2031, month, 1, tzinfo=UTC) for month in range(1, 13)]
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def make_all() -> None:
+        with psycopg.connect(ledger_db.app_url, autocommit=True) as conn:
+            for month in months:
+                barrier.wait(10)
+                try:
+                    MonthPartitions().ensure(conn, [month])
+                except psycopg.Error as exc:
+                    failures.append(exc)
+
+    threads = [threading.Thread(target=make_all) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    made = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'usage_entries'::regclass"
+    assert ledger_db.scalar(made) >= len(months)
