@@ -7,10 +7,11 @@ The stream is the processor's real one (bench/billable_stream.py): aggregated de
 Zipf-skewed licensees, 8 apps and 10 orgs each, hourly buckets, flushed every 300 s; N is the number of
 deltas (the day's first ones). `--stream per-call` is the old one row per call. Each run pre-produces the N
 messages on a fresh 6-partition topic, then times `LedgerConsumer.drain` (decode, checks, COPY into
-staging, the INSERT with its hash-chain trigger, offsets, commit) from start to the last commit. The
-baseline COPYs the same rows straight into `usage_entries` of a fresh schema in one transaction (the
-hash-chain trigger fires for COPY's rows too). Rows/s, and the calls/s those rows are worth, are medians of
-the runs; JSON on stdout.
+staging, the INSERT with its hash-chain and rollup triggers, offsets, commit) from start to the last
+commit; then the same drain with the chain trigger dropped (the write path before the chains, issue 16
+item 4). The baseline COPYs the same rows straight into `usage_entries` of a fresh schema in one
+transaction (both triggers fire for COPY's rows too). The three alternate within each run. Rows/s, and the
+calls/s those rows are worth, are medians of the runs; JSON on stdout.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kafka.admin import KafkaAdminClient
 from psycopg import sql
 
 from bench.billable_stream import BillableStream
+from bench.report_rows import Row
 from services.core.events import ApiCall, UsageRecorded, dumps
 from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
 from services.ledger.consumer import LedgerConsumer
@@ -44,6 +46,16 @@ from services.stack.kafka import create_topics
 
 log = logging.getLogger("bench.ledger")
 START = datetime(2026, 9, 1, tzinfo=UTC)
+# The write path as it was before the hash chains (issue 16 item 4 compares with it): the same schema with
+# the chain trigger and its CHECK dropped, as the owner, on the run's throwaway schema only.
+WITHOUT_CHAIN = (
+    "ALTER TABLE usage_entries DROP CONSTRAINT usage_entries_chained",
+    "DROP TRIGGER usage_entries_chain_link ON usage_entries",
+)
+# And without the read rollup's trigger (migration 0012) as well: what the rollup costs the write path.
+WITHOUT_ROLLUP = (*WITHOUT_CHAIN, "DROP TRIGGER usage_entries_rollup ON usage_entries")
+VARIANTS = {"ledger": (), "unchained": WITHOUT_CHAIN, "bare": WITHOUT_ROLLUP}
+TARGET_CALLS_PER_S = 40_000  # issue 13 item 3
 
 
 def billables(count: int, run: str, stream: str = "aggregated") -> list[UsageRecorded]:
@@ -84,14 +96,19 @@ def produce(bootstrap: str, topic: str, usages: list[UsageRecorded]) -> None:
     producer.close()
 
 
-def ledger_once(owner_url: str, bootstrap: str, app_role: str, usages: list[UsageRecorded]) -> float:
-    """Rows/s of the ledger consumer draining the pre-produced `usages`."""
+def ledger_once(
+    owner_url: str, bootstrap: str, app_role: str, usages: list[UsageRecorded], drop: tuple[str, ...] = ()
+) -> float:
+    """Rows/s of the ledger consumer draining the pre-produced `usages`, on a schema without `drop`."""
     topic = f"bench.ledger.{uuid.uuid4().hex[:8]}"
     rows = len(usages)
     create_topics(bootstrap, 6, {topic: {"partitions": 6, "configs": {}}})
     try:
         produce(bootstrap, topic, usages)
         with schema(owner_url, app_role) as url:
+            with psycopg.connect(url) as conn:
+                for statement in drop:
+                    conn.execute(statement)
             settings = LedgerSettings(
                 kafka_bootstrap=bootstrap,
                 app_database_url=url,
@@ -139,19 +156,47 @@ def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
     role = role_of(app_database_url) if app_database_url else DEFAULT_APP_ROLE
     usages = billables(rows, uuid.uuid4().hex[:8], stream)
     per_row = sum(u.calls for u in usages) / rows
-    ledger = [ledger_once(database_url, bootstrap, role, usages) for _ in range(runs)]
-    copy = [copy_once(database_url, role, usages) for _ in range(runs)]
-    med_ledger, med_copy = statistics.median(ledger), statistics.median(copy)
+    rates: dict[str, list[float]] = {name: [] for name in (*VARIANTS, "copy")}
+    for _ in range(runs):  # interleaved, so a change of load moves them all alike
+        for name, drop in VARIANTS.items():
+            rates[name].append(ledger_once(database_url, bootstrap, role, usages, drop))
+        rates["copy"].append(copy_once(database_url, role, usages))
+    ledger, copy = rates["ledger"], rates["copy"]
+    med = {name: statistics.median(values) for name, values in rates.items()}
+    med_ledger, med_copy, med_unchained = med["ledger"], med["copy"], med["unchained"]
     return {
         "stream": stream, "rows": rows, "calls": sum(u.calls for u in usages), "runs": runs,
         "licensees": len({u.licensee_id for u in usages}),
         "ledger_rows_per_s": [round(v) for v in ledger], "copy_rows_per_s": [round(v) for v in copy],
+        "unchained_rows_per_s": [round(v) for v in rates["unchained"]],
+        "bare_rows_per_s": [round(v) for v in rates["bare"]], "load_average": os.getloadavg(),
         "median": {"ledger_rows_per_s": round(med_ledger), "copy_rows_per_s": round(med_copy),
+                   "unchained_rows_per_s": round(med_unchained), "bare_rows_per_s": round(med["bare"]),
+                   "chain_ratio": round(med_ledger / med_unchained, 3),
+                   "chain_and_rollup_ratio": round(med_ledger / med["bare"], 3),
                    "ratio": round(med_ledger / med_copy, 3), "calls_per_row": round(per_row, 2),
                    "ledger_calls_per_s": round(med_ledger * per_row),
                    "copy_calls_per_s": round(med_copy * per_row)},
         "command": f"python -m bench.ledger_bench --rows {rows} --runs {runs} --stream {stream}",
     }  # fmt: skip
+
+
+def report_rows(result: dict[str, Any]) -> list[Row]:
+    """The write path's lines of the ledger table in BENCHMARKS.md: calls/s worth against the target, rows/s
+    against COPY, and what the chain and the rollup cost (the same drain without them, same run)."""
+    med, runs = result["median"], result["ledger_rows_per_s"]
+    per_row, copy = med["calls_per_row"], med["copy_rows_per_s"]
+    note = f"{result['rows']:,} deltas of {result['calls']:,} calls ({per_row} a delta); runs (rows/s) {runs}"
+    return [
+        Row("plain COPY (baseline)", med["copy_calls_per_s"], "calls/s worth", note=f"{copy:,} rows/s"),
+        Row("ledger consumer into PostgreSQL", med["ledger_calls_per_s"], "calls/s worth", "plain COPY",
+            med["copy_calls_per_s"], TARGET_CALLS_PER_S, note=note),
+        Row("rows/s of the ledger consumer", med["ledger_rows_per_s"], "rows/s", "plain COPY", copy),
+        Row("ledger consumer, chain trigger dropped", med["unchained_rows_per_s"], "rows/s",
+            note=f"runs {result['unchained_rows_per_s']}; ledger / this = {med['chain_ratio']}"),
+        Row("ledger consumer, chain and rollup triggers dropped", med["bare_rows_per_s"], "rows/s",
+            note=f"runs {result['bare_rows_per_s']}; ledger / this = {med['chain_and_rollup_ratio']}"),
+    ]  # fmt: skip
 
 
 def main() -> None:

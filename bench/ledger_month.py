@@ -167,6 +167,12 @@ def report_rows(month: Any) -> list[Row]:
     return rows
 
 
+def plans_text(month: dict[str, Any]) -> str:
+    """The EXPLAIN ANALYZE of each read of the month, as text."""
+    return "".join(f"== {name} ({plan['execution_ms']} ms)\n" + "\n".join(plan["plan"]) + "\n\n"
+                   for name, plan in month.get("plans", {}).items())  # fmt: skip
+
+
 def _target(name: str) -> float:
     return 300.0 if name.startswith("usage_") and name != "usage_report" else 500.0
 

@@ -318,7 +318,7 @@ def test_markdown_has_machine_command_targets_tables_and_failures() -> None:
     assert "Command: `python -m bench.run`" in text
     assert "| ingest (best batch size) | ≥ 25,000 events/s | 14,000 | no |" in text
     assert "| event-to-alert p99 | < 250 ms | 120 | yes |" in text
-    assert "| ledger | ≥ 40,000 rows/s | - | - |" in text
+    assert "| ledger | ≥ 40,000 calls/s worth | - | - |" in text
     assert "**FAILED** after 0 s: `module missing: bench.ledger_bench`" in text
     assert "## End to end" in text
     assert "| 5.0 | yes | 1000 | 1000 | 900 | 850 | 100 | 50 |" in text
@@ -348,3 +348,20 @@ def test_call_with_passes_only_what_a_bench_takes() -> None:
 
     call_with(ledger_like, stack, {"rows": 5})
     assert seen == {"database_url": "postgresql://o", "app": "postgresql://a", "rows": 5}
+
+
+def test_the_ledger_write_path_is_reported_in_calls_per_second_against_the_target() -> None:
+    median = {"ledger_rows_per_s": 10_000, "copy_rows_per_s": 25_000, "unchained_rows_per_s": 12_500,
+              "bare_rows_per_s": 20_000, "chain_ratio": 0.8, "chain_and_rollup_ratio": 0.5,
+              "calls_per_row": 4.6, "ledger_calls_per_s": 46_000, "copy_calls_per_s": 115_000}  # fmt: skip
+    result = {"median": median, "rows": 100, "calls": 460, "ledger_rows_per_s": [10_000],
+              "unchained_rows_per_s": [12_500], "bare_rows_per_s": [20_000]}  # fmt: skip
+    rows = {r.metric: r for r in ledger_rows(result)}
+    consumer = rows["ledger consumer into PostgreSQL"]
+    assert (consumer.unit, consumer.value, consumer.meets, consumer.ratio) == (
+        "calls/s worth",
+        46_000,
+        True,
+        0.4,
+    )
+    assert "ledger / this = 0.8" in rows["ledger consumer, chain trigger dropped"].note
