@@ -10,20 +10,15 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
+from services.clients.agreements import AgreementsPublishError, publish_agreements
 from services.core import topics
 from services.core.agreements import Agreement, load_agreements
-from services.core.errors import SettingsError, TollgateError, ValidationFailed
-from services.core.events import dumps
-from services.core.security import PLAINTEXT, KafkaSecurity
+from services.core.errors import SettingsError, ValidationFailed
+from services.core.security import KafkaSecurity
 
 log = logging.getLogger(__name__)
-
-
-class AgreementsPublishError(TollgateError):
-    """Kafka did not acknowledge the agreements."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,41 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate = actions.add_parser("validate", help="check FILE as `load` would, without publishing it")
     validate.add_argument("file", type=Path)
     validate.set_defaults(func=_validate)
-
-
-def publish_agreements(
-    bootstrap: str,
-    agreements: Sequence[Agreement],
-    topic: str = topics.AGREEMENTS,
-    security: KafkaSecurity = PLAINTEXT,
-) -> dict[int, int]:
-    """Publish each agreement keyed by licensee_id with acks=all, wait until all are acknowledged, and
-    return the next offset after them per partition (what a reader must reach to have them all)."""
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
-    try:
-        producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", retries=5, max_block_ms=15_000, **security.kafka_python()
-        )
-    except KafkaError as exc:
-        # A refused TLS handshake or SASL login ends here: the constructor bootstraps.
-        raise AgreementsPublishError(f"cannot connect to Kafka at {bootstrap}: {exc!r}") from exc
-    try:
-        futures = [
-            producer.send(topic, key=a.licensee_id.encode(), value=dumps(a.to_cloudevent()))
-            for a in agreements
-        ]
-        producer.flush()
-        ends: dict[int, int] = {}
-        for future in futures:
-            meta = future.get(timeout=30)
-            ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
-    except KafkaError as exc:
-        raise AgreementsPublishError(f"publishing agreements to {topic} failed: {exc}") from exc
-    finally:
-        producer.close()
-    return ends
 
 
 def _read(path: Path) -> list[Agreement] | None:

@@ -97,7 +97,7 @@ def money(minor: int, currency: str) -> str:
 def _report(args: argparse.Namespace) -> int:
     import psycopg
 
-    from services.ledger.pricing import Month
+    from services.core.month import Month
 
     if not args.database_url:
         return _fail("no database: pass --database-url or set TOLLGATE_APP_DATABASE_URL")
@@ -115,7 +115,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _last_month() -> Any:
-    from services.ledger.pricing import Month
+    from services.core.month import Month
 
     now = SystemClock().now()
     return Month.of(now.replace(day=1) - timedelta(days=1))

@@ -9,11 +9,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.core.month import Month
 from services.core.tokens import Principal
 from services.ledger import exposure_store, params
 from services.ledger.api import LedgerApi, Refusal, query, respond
 from services.ledger.catalogue import Catalogue
-from services.ledger.pricing import Month
 
 EXPOSURE_COLUMNS = ("licensee_id", "month", "calls", "records", "tier_id", "list_minor", "billed_source",
                     "billed_minor", "difference_minor", "currency", "status")  # fmt: skip

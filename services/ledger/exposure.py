@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.core.month import Month
 from services.ledger.audit_html import money
 from services.ledger.catalogue import Catalogue, Tier
-from services.ledger.pricing import Month, Usage, annual_share, overage_minor
+from services.ledger.pricing import Usage, annual_share, overage_minor
 
 UNBILLED = "unbilled exposure"
 COVERED = "billed at or above list price"

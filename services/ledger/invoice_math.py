@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from services.core.month import Month
 from services.ledger.errors import PricingError
-from services.ledger.pricing import PRICING_RULES, Line, Month, MonthCharges
+from services.ledger.pricing import PRICING_RULES, Line, MonthCharges
 
 NO_CURRENCY = "XXX"  # ISO 4217's "no currency": an invoice with no agreement at all to take one from
 

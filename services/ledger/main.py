@@ -12,6 +12,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from services.core.clock import Clock, SystemClock
+from services.core.month import Month
 from services.core.shutdown import keep_exit_graceful
 from services.core.tokens import FileTokenStore
 from services.ledger.agreement_consumer import AgreementConsumer
@@ -23,7 +24,6 @@ from services.ledger.db import open_pool, pool_connector
 from services.ledger.invoices import Invoicer
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
-from services.ledger.pricing import Month
 from services.ledger.settings import LedgerSettings
 from services.serving.server import uvicorn_config
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.core.events import parse_time
+from services.core.month import Month
 from services.ledger.errors import BadParameter
-from services.ledger.pricing import Month
 
 # ASCII only and \Z, not $: \d takes fullwidth and Arabic-Indic digits, and $ takes a trailing newline.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}\Z")

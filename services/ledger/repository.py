@@ -8,10 +8,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from services.core.month import Month
 from services.ledger.agreements_store import agreements_in_force
 from services.ledger.errors import BadParameter, IdempotencyConflict
 from services.ledger.params import Adjustment, ascii_int
-from services.ledger.pricing import Month
 from services.ledger.reports import AppMonth, OrgUse, first_notices, usage_report
 from services.ledger.usage_sums import APP_MONTHS, GOVERNMENT, READ_SETTINGS
 

@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from services.core.month import Month
 from services.ledger import params, usage_sums
 from services.ledger.errors import BadParameter
-from services.ledger.pricing import Month
 
 PARAMETERS = ("licensee", "from", "to", "window", "group_by", "limit")
 WINDOWS = ("hour", "day", "month")

@@ -246,7 +246,7 @@ class Deployment:
     def start(self) -> None:
         """Publish the agreements to the compacted topic, start ledger, processor, ingest, and wait until the
         ledger stored the agreements (it reads them from the topic)."""
-        from services.cli.agreements import publish_agreements
+        from services.clients.agreements import publish_agreements
         from services.ledger.agreements_store import wait_consumed
         from services.ledger.migrate import apply_migrations
 

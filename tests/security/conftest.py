@@ -22,7 +22,7 @@ import pytest
 from psycopg import sql
 from security_support import LICENSEE, MONTH, Spawned, Targets, call, with_search_path
 
-from services.cli.agreements import publish_agreements
+from services.clients.agreements import publish_agreements
 from services.core.agreements import load_agreements
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import ServiceLauncher, free_port

@@ -1,9 +1,11 @@
-"""Event-time windows: calendar months (UTC), minutes and hours."""
+"""Event-time windows: calendar months (UTC, `services.core.month.Month`), minutes and hours."""
 
 from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime, timedelta
+
+from services.core.month import Month
 
 MINUTE = 60
 HOUR = 3600
@@ -11,17 +13,14 @@ HOUR = 3600
 
 def month_key(at: datetime) -> str:
     """The calendar month (UTC) of an instant, as `YYYY-MM`."""
-    moment = at.astimezone(UTC)
-    return f"{moment.year:04d}-{moment.month:02d}"
+    return str(Month.of(at))
 
 
 @functools.lru_cache(maxsize=1024)
 def month_bounds(key: str) -> tuple[datetime, datetime]:
     """Start (inclusive) and end (exclusive) of the month `YYYY-MM`."""
-    year, month = (int(part) for part in key.split("-"))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1, tzinfo=UTC)
-    return start, end
+    month = Month.parse(key)
+    return month.start, month.end
 
 
 @functools.lru_cache(maxsize=4096)

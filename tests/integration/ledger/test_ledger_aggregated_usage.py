@@ -20,13 +20,13 @@ from ledger_support import LedgerDb, hour_bucket, insert_usage, ledger_schema, p
 from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.core.clock import FixedClock
 from services.core.events import ApiCall, UsageRecorded
+from services.core.month import Month
 from services.demo.scenario import AGREEMENTS_FILE, demo_calls
 from services.ledger import repository, usage_query
 from services.ledger.agreements_store import save_agreements
 from services.ledger.consumer import LedgerConsumer
 from services.ledger.db import url_connector
 from services.ledger.invoices import Invoicer
-from services.ledger.pricing import Month
 from services.processor.domain import usage
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from ledger_support import LedgerDb, settings_for
 from test_ledger_transactions import _end_offsets
 
-from services.cli.agreements import publish_agreements
+from services.clients.agreements import publish_agreements
 from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.demo.scenario import AGREEMENTS_FILE
 from services.ledger import chain_store

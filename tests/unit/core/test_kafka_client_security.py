@@ -13,8 +13,8 @@ import kafka
 import pytest
 
 from services import cli
-from services.cli.agreements import publish_agreements
-from services.cli.replay import replay_kafka
+from services.clients.agreements import publish_agreements
+from services.clients.replay import replay_kafka
 from services.core.errors import SettingsError
 from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 from services.demo.observe import read_topic

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from services.cli.replay import ReplayError, load_events, replay_http
+from services.clients.replay import ReplayError, load_events, replay_http
 from services.core.errors import ValidationFailed
 
 

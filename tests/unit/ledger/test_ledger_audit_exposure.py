@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from services.core.month import Month
 from services.ledger.audit_exposure import exposure_section
 from services.ledger.catalogue import default_catalogue
 from services.ledger.exposure import FROM_INVOICE, PRICED_NOW, Billed, assess, document
-from services.ledger.pricing import Month, Usage
+from services.ledger.pricing import Usage
 
 OCT, NOV = Month(2026, 10), Month(2026, 11)
 

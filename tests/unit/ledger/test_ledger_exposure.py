@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from services.core.month import Month
 from services.ledger.catalogue import Catalogue, Tier, default_catalogue
 from services.ledger.exposure import (
     COVERED,
@@ -20,7 +21,7 @@ from services.ledger.exposure import (
     document,
     quote,
 )
-from services.ledger.pricing import Month, Usage
+from services.ledger.pricing import Usage
 
 OCT, DEC = Month(2026, 10), Month(2026, 12)
 ENTERPRISE_MONTH = 200_000_000 // 12  # USD 2M a year: 16,666,666 minor units a month, 8 more in December

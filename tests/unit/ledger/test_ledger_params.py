@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from services.core.month import Month
 from services.ledger import params
 from services.ledger.errors import BadParameter
-from services.ledger.pricing import Month
 
 
 @pytest.mark.parametrize(("query", "expected"), [

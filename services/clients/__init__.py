@@ -1,0 +1,1 @@
+"""Clients of Tollgate's own interfaces, shared by the CLI, the demo and the benches."""
