@@ -13,6 +13,8 @@ class Versions:
 
     def __init__(self) -> None:
         self._by_licensee: dict[str, dict[datetime, Agreement]] = {}
+        # licensee_id -> its versions by effective_from, sorted when one is put, not on every call
+        self._ordered: dict[str, tuple[Agreement, ...]] = {}
         self._lock = threading.Lock()
 
     def put(self, agreement: Agreement) -> None:
@@ -21,20 +23,23 @@ class Versions:
             versions = dict(self._by_licensee.get(agreement.licensee_id, {}))
             versions[agreement.effective_from] = agreement
             self._by_licensee[agreement.licensee_id] = versions
+            self._ordered[agreement.licensee_id] = tuple(a for _, a in sorted(versions.items()))
 
     def drop(self, licensee_id: str) -> None:
         """Forget a licensee (a tombstone on the compacted topic)."""
         with self._lock:
             self._by_licensee.pop(licensee_id, None)
+            self._ordered.pop(licensee_id, None)
 
     def in_force(self, licensee_id: str, at: datetime) -> Agreement | None:
         """The version active at `at`; else the latest one (its dates then say `agreement.missing`)."""
-        versions = self._by_licensee.get(licensee_id)
-        if not versions:
+        ordered = self._ordered.get(licensee_id)
+        if not ordered:
             return None
-        ordered = sorted(versions.items())
-        active = [a for _, a in ordered if a.is_active(at)]
-        return active[-1] if active else ordered[-1][1]
+        for agreement in reversed(ordered):
+            if agreement.is_active(at):
+                return agreement
+        return ordered[-1]
 
     def __len__(self) -> int:
         return len(self._by_licensee)
