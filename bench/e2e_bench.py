@@ -484,7 +484,7 @@ def running_services(
     agreements default to `bench_agreements(licensees)`; `env` adds to (or overrides) the services' env.
     """
     from services.clients.agreements import publish_agreements
-    from services.ledger.agreements_store import wait_consumed
+    from services.ledger.adapters.postgres.agreements_store import wait_consumed
 
     tokens_file = workdir / "tokens.json"
     token = FileTokenStore(tokens_file).create("bench-e2e", "ingest")

@@ -38,9 +38,9 @@ from psycopg import sql
 from bench.billable_stream import BillableStream
 from bench.report_rows import Row
 from services.core.events import ApiCall, UsageRecorded, dumps
-from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
-from services.ledger.consumer import LedgerConsumer
-from services.ledger.migrate import apply_migrations
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
+from services.ledger.adapters.postgres.migrate import apply_migrations
+from services.ledger.domain.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
 from services.ledger.settings import DEFAULT_APP_ROLE, LedgerSettings, role_of
 from services.stack.kafka import create_topics
 

@@ -29,7 +29,7 @@ from bench import ledger_month_plans as plans
 from bench.ledger_bench import schema
 from bench.ledger_month_fill import APPS, ORGS, PER_DAY, Licensee, fill
 from bench.report_rows import Row
-from services.ledger.chain_store import verify
+from services.ledger.adapters.postgres.chain_store import verify
 from services.ledger.settings import DEFAULT_APP_ROLE, role_of
 
 log = logging.getLogger("bench.ledger_month")

@@ -17,12 +17,12 @@ from starlette.testclient import TestClient
 from services.core.agreements import parse_agreement
 from services.core.clock import FixedClock
 from services.core.tokens import InMemoryTokenStore
-from services.ledger import usage_query, usage_sums
-from services.ledger.agreements_store import insert_agreement
-from services.ledger.api import create_app
-from services.ledger.db import url_connector
-from services.ledger.invoices import Invoicer
-from services.ledger.pricing import Month
+from services.ledger.adapters.http.api import create_app
+from services.ledger.adapters.postgres import usage_query, usage_sums
+from services.ledger.adapters.postgres.agreements_store import insert_agreement
+from services.ledger.adapters.postgres.db import url_connector
+from services.ledger.adapters.postgres.invoices import Invoicer
+from services.ledger.domain.pricing import Month
 from services.ledger.settings import LedgerSettings
 
 BASE = "/v1/licensees/{l}"

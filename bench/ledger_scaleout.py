@@ -3,9 +3,9 @@
     python -m bench.ledger_scaleout [--database-url URL] [--bootstrap HOST:PORT] [--rows N] [--instances 1,2]
 
 Per instance count: a fresh 6-partition topic and a fresh migrated schema; that many processes each run
-`LedgerConsumer.run` in one consumer group (services/ledger/ownership.py); once the group has settled (all
-6 partitions claimed, each process holding some) the real aggregated stream's first N deltas
-(bench/billable_stream.py, keyed by licensee) are produced at once with librdkafka. The rate is rows
+`LedgerConsumer.run` in one consumer group (services/ledger/adapters/postgres/ownership.py); once the
+group has settled (all 6 partitions claimed, each process holding some) the real aggregated stream's first
+N deltas (bench/billable_stream.py, keyed by licensee) are produced at once with librdkafka. The rate is rows
 committed between the first commit seen and the last (sampled every 0.1 s from `consumer_offsets`), so
 process start and the group's join are left out; the run checks every delta was stored once, and reports
 the table's bytes per row, the CPU per row of the consumers and of their PostgreSQL backends (from /proc)
@@ -35,7 +35,7 @@ from kafka.admin import KafkaAdminClient
 
 from bench.ledger_bench import billables, schema
 from services.core.events import dumps
-from services.ledger.consumer import LedgerConsumer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
 from services.ledger.settings import DEFAULT_APP_ROLE, LedgerSettings, role_of
 from services.stack.kafka import create_topics
 

@@ -1,7 +1,8 @@
 """`tollgate agreements load FILE`: validate agreements and publish them to the compacted topic.
 
 Publishing is all `load` does: the processor and the ledger both read the topic (the ledger stores each
-version in PostgreSQL itself, services/ledger/agreement_consumer.py), so the topic is the one source of truth.
+version in PostgreSQL itself, services/ledger/adapters/kafka/agreement_consumer.py), so the topic is the one
+source of truth.
 """
 
 from __future__ import annotations

@@ -36,8 +36,10 @@ def register_audit(report: argparse.ArgumentParser, database_url: str) -> None:
 def _audit(args: argparse.Namespace) -> int:
     import psycopg
 
-    from services.ledger import audit_data, audit_html, params, pdf
-    from services.ledger.catalogue import DEFAULT_CATALOGUE, load_catalogue
+    from services.ledger.adapters import pdf
+    from services.ledger.adapters.postgres import audit_data
+    from services.ledger.domain import audit_html, params
+    from services.ledger.domain.catalogue import DEFAULT_CATALOGUE, load_catalogue
     from services.ledger.errors import BadParameter
 
     if not args.database_url:

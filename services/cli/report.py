@@ -51,7 +51,7 @@ def _fail(message: str) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from services.ledger.migrate import apply_migrations
+    from services.ledger.adapters.postgres.migrate import apply_migrations
     from services.ledger.settings import DEFAULT_APP_ROLE, role_of
 
     if not args.database_url:
@@ -71,8 +71,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _invoice(args: argparse.Namespace) -> int:
-    from services.ledger.db import url_connector
-    from services.ledger.invoices import Invoicer
+    from services.ledger.adapters.postgres.db import url_connector
+    from services.ledger.adapters.postgres.invoices import Invoicer
 
     if not args.database_url:
         return _fail("no database: pass --database-url or set TOLLGATE_APP_DATABASE_URL")
@@ -147,7 +147,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _section(conn: Any, licensee: str, month: Any) -> list[str]:
-    from services.ledger import repository
+    from services.ledger.adapters.postgres import repository
 
     report = repository.report(conn, licensee, month.start, month.end)
     out = [f"== {licensee}, {month}", "usage:"]

@@ -20,7 +20,8 @@ def register_verify(actions: argparse._SubParsersAction, database_url: str) -> N
 def _verify(args: argparse.Namespace) -> int:
     import psycopg
 
-    from services.ledger import chain_store, params
+    from services.ledger.adapters.postgres import chain_store
+    from services.ledger.domain import params
     from services.ledger.errors import BadParameter
 
     if not args.database_url:

@@ -1,10 +1,10 @@
 """The ledger: an exact, append-only billing ledger in PostgreSQL, invoices, finance and audit APIs.
 
-- `consumer`: billable deltas from Kafka into `usage_entries`, offsets in the same transaction; `fastpath`
-  and `codec` check them. A delta is per call (`occurred_at`, `source_event`) or aggregated per hour,
-  app and org (`first_event_at`, `last_event_at`, `government_notified`, the input `reference`; migration
-  0006 adds their columns).
-- `pricing` (pure): fees, allowances and overage per licensee and calendar month (UTC).
-- `invoices`: issue one invoice per licensee and month once it is closed plus a grace period.
-- `api`: the finance/audit HTTP API; `main.run` wires everything into `tollgate serve ledger`.
+- `domain` (pure: no driver, Kafka client, HTTP framework or `os`): `pricing` (fees, allowances and overage
+  per licensee and calendar month, UTC), `invoice_math`, `reports`, `exposure`, the hash `chain`, and the
+  `codec`/`fastpath` that check billable deltas (per call, or aggregated per hour, app and org).
+- `adapters.postgres`: the stores, `invoices` (one invoice per licensee and month once it is closed plus a
+  grace period) and `migrate`; `adapters.kafka`: the consumers, offsets in the same transaction as the rows;
+  `adapters.http`: the finance/audit API; `adapters.pdf`.
+- `main.run` wires everything into `tollgate serve ledger`. The module map is in services/ledger/README.md.
 """

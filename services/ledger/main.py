@@ -15,15 +15,15 @@ from services.core.clock import Clock, SystemClock
 from services.core.month import Month
 from services.core.shutdown import keep_exit_graceful
 from services.core.tokens import FileTokenStore
-from services.ledger.agreement_consumer import AgreementConsumer
-from services.ledger.alert_consumer import AlertConsumer
-from services.ledger.api import create_app
-from services.ledger.catalogue import load_catalogue
-from services.ledger.consumer import LedgerConsumer
-from services.ledger.db import open_pool, pool_connector
-from services.ledger.invoices import Invoicer
+from services.ledger.adapters.http.api import create_app
+from services.ledger.adapters.kafka.agreement_consumer import AgreementConsumer
+from services.ledger.adapters.kafka.alert_consumer import AlertConsumer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
+from services.ledger.adapters.postgres.db import open_pool, pool_connector
+from services.ledger.adapters.postgres.invoices import Invoicer
+from services.ledger.adapters.postgres.migrate import apply_migrations
+from services.ledger.domain.catalogue import load_catalogue
 from services.ledger.metrics import LedgerMetrics
-from services.ledger.migrate import apply_migrations
 from services.ledger.settings import LedgerSettings
 from services.serving.server import uvicorn_config
 

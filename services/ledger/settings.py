@@ -14,7 +14,7 @@ from services.core import topics
 from services.core.errors import SettingsError
 from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, database_url, integer, number, tokens_file
-from services.ledger.catalogue import DEFAULT_CATALOGUE
+from services.ledger.domain.catalogue import DEFAULT_CATALOGUE
 from services.serving.limits import HttpLimits
 
 DEFAULT_APP_ROLE = "tollgate_app"
@@ -50,7 +50,7 @@ class LedgerSettings:
     batch_max: int = 10_000  # rows per transaction; bigger batches mean fewer commits and round trips
     poll_timeout_ms: int = 500
     # None: the instances of `consumer_group` split the topic's partitions in a Kafka group (billable usage,
-    # alerts); a tuple: exactly these, statically, without a group. See services/ledger/ownership.py.
+    # alerts); a tuple: exactly these, statically, without a group. See adapters/postgres/ownership.py.
     partitions: tuple[int, ...] | None = None
     # The group's session timeout: a killed instance's partitions move after it; a batch must end within it.
     session_timeout_ms: int = 10_000
@@ -62,16 +62,16 @@ class LedgerSettings:
     http: HttpLimits = field(default_factory=HttpLimits)
     # The published tiers that unbilled exposure is priced on (`TOLLGATE_LEDGER_PRICE_CATALOGUE`).
     price_catalogue: Path = DEFAULT_CATALOGUE
-    # The alerts the processor raised, kept for the audit report (services/ledger/alert_consumer.py);
+    # The alerts the processor raised, kept for the audit report (adapters/kafka/alert_consumer.py);
     # an empty DLQ topic keeps refused alert records in the dead_letters table only.
     consume_alerts: bool = True
     alerts_topic: str = topics.ALERTS
     alerts_dlq_topic: str = ""
-    # The agreements (services/ledger/agreement_consumer.py): the compacted topic the CLI publishes to.
+    # The agreements (adapters/kafka/agreement_consumer.py): the compacted topic the CLI publishes to.
     consume_agreements: bool = True
     agreements_topic: str = topics.AGREEMENTS
     agreements_dlq_topic: str = ""
-    # The audit report as PDF: headless Chromium's print-to-PDF (services/ledger/pdf.py).
+    # The audit report as PDF: headless Chromium's print-to-PDF (adapters/pdf.py).
     chromium: str = "chromium"
     pdf_timeout_seconds: float = 60.0
 

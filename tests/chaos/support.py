@@ -247,8 +247,8 @@ class Deployment:
         """Publish the agreements to the compacted topic, start ledger, processor, ingest, and wait until the
         ledger stored the agreements (it reads them from the topic)."""
         from services.clients.agreements import publish_agreements
-        from services.ledger.agreements_store import wait_consumed
-        from services.ledger.migrate import apply_migrations
+        from services.ledger.adapters.postgres.agreements_store import wait_consumed
+        from services.ledger.adapters.postgres.migrate import apply_migrations
 
         apply_migrations(self.info.database_url, "tollgate_app")
         ends: dict[int, int] = {}

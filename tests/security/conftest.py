@@ -27,7 +27,7 @@ from services.core.agreements import load_agreements
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import ServiceLauncher, free_port
 from services.demo.scenario import AGREEMENTS_FILE
-from services.ledger.agreements_store import wait_consumed
+from services.ledger.adapters.postgres.agreements_store import wait_consumed
 from services.stack import StackInfo
 from services.stack.kafka import create_topics
 

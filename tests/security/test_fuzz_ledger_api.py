@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from security_support import Targets
 
-from services.ledger.openapi import openapi_document
+from services.ledger.adapters.http.openapi import openapi_document
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from services.core.tokens import InMemoryTokenStore
 from services.ingest.app import create_app as create_ingest
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
-from services.ledger.api import create_app as create_ledger
+from services.ledger.adapters.http.api import create_app as create_ledger
 from services.ledger.settings import LedgerSettings
 
 # Routes that must answer without a token: probes and the API description, nothing else.

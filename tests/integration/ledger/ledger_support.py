@@ -22,8 +22,8 @@ from psycopg import sql
 
 from services.core.events import ApiCall, UsageRecorded, dumps
 from services.demo.scenario import demo_calls
-from services.ledger.codec import USAGE_COLUMNS, to_row
-from services.ledger.migrate import apply_migrations
+from services.ledger.adapters.postgres.migrate import apply_migrations
+from services.ledger.domain.codec import USAGE_COLUMNS, to_row
 from services.ledger.settings import LedgerSettings, role_of
 from services.stack.ports import free_ports
 

@@ -20,9 +20,9 @@ from test_ledger_transactions import _end_offsets
 from services.clients.agreements import publish_agreements
 from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.demo.scenario import AGREEMENTS_FILE
-from services.ledger import chain_store
-from services.ledger.agreement_consumer import AgreementConsumer
-from services.ledger.agreements_store import agreements_in_force
+from services.ledger.adapters.kafka.agreement_consumer import AgreementConsumer
+from services.ledger.adapters.postgres import chain_store
+from services.ledger.adapters.postgres.agreements_store import agreements_in_force
 from services.ledger.settings import LedgerSettings
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,7 @@ def parsed(*documents: dict[str, Any]) -> list[Agreement]:
 def test_each_version_is_stored_once_with_its_record_and_bad_records_are_dead_lettered_with_their_origin(
     ledger_db: LedgerDb, kafka_bootstrap: str, agreements_topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="services.ledger.agreement_consumer")
+    caplog.set_level(logging.WARNING, logger="services.ledger.adapters.kafka.agreement_consumer")
     publish_agreements(kafka_bootstrap, parsed(first_term(), renewal(), first_term()), agreements_topic)
     bad_plan = orjson.dumps({"data": {**first_term(), "plan": "free"}})
     produce_raw(kafka_bootstrap, agreements_topic, [(b"pebble", None), (b"pebble", b"{not json"),

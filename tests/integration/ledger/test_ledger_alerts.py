@@ -14,8 +14,8 @@ from ledger_support import LedgerDb, settings_for
 from test_ledger_transactions import _end_offsets
 
 from services.core.events import AlertRaised, dumps
-from services.ledger import chain_store
-from services.ledger.alert_consumer import AlertConsumer
+from services.ledger.adapters.kafka.alert_consumer import AlertConsumer
+from services.ledger.adapters.postgres import chain_store
 from services.ledger.settings import LedgerSettings
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from test_ledger_demo_invoices import AFTER_GRACE, load_and_consume
 from services.core.clock import FixedClock
 from services.core.month import Month
 from services.core.tokens import InMemoryTokenStore
-from services.ledger.api import create_app
-from services.ledger.db import url_connector
-from services.ledger.invoices import Invoicer
+from services.ledger.adapters.http.api import create_app
+from services.ledger.adapters.postgres.db import url_connector
+from services.ledger.adapters.postgres.invoices import Invoicer
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from ledger_support import (
     wait_for,
 )
 
-from services.ledger.consumer import LedgerConsumer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
 from services.stack import postgres as stack_postgres
 from services.stack.config import StackConfig
 from services.stack.ports import free_port
@@ -137,7 +137,7 @@ def test_postgresql_stopped_for_a_while_is_retried_without_advancing_offsets_and
     billable_topics: tuple[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="services.ledger.consumer")
+    caplog.set_level(logging.WARNING, logger="services.ledger.adapters.kafka.consumer")
     with ledger_schema(own_postgres["owner"], own_postgres["app"], "outage") as db:
         consumer = LedgerConsumer(settings_for(kafka_bootstrap, db, billable_topics, batch_max=200))
         stop = threading.Event()

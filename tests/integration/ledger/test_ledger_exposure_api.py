@@ -17,10 +17,10 @@ from services.core.clock import FixedClock
 from services.core.events import ApiCall
 from services.core.tokens import InMemoryTokenStore
 from services.demo.scenario import AGREEMENTS_FILE
-from services.ledger.agreements_store import save_agreements
-from services.ledger.api import create_app
-from services.ledger.db import url_connector
-from services.ledger.invoices import Invoicer
+from services.ledger.adapters.http.api import create_app
+from services.ledger.adapters.postgres.agreements_store import save_agreements
+from services.ledger.adapters.postgres.db import url_connector
+from services.ledger.adapters.postgres.invoices import Invoicer
 from services.ledger.settings import LedgerSettings
 
 pytestmark = pytest.mark.integration

@@ -19,12 +19,12 @@ from services.cli import main as cli
 from services.core.clock import FixedClock
 from services.core.events import UsageRecorded
 from services.core.tokens import InMemoryTokenStore
-from services.ledger.api import create_app
-from services.ledger.chain_store import verify
-from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
-from services.ledger.consumer import COPY_STAGING, INSERT_USAGE, STAGING_DDL
-from services.ledger.db import url_connector
-from services.ledger.migrate import MIGRATIONS_DIR, apply_migrations
+from services.ledger.adapters.http.api import create_app
+from services.ledger.adapters.kafka.consumer import COPY_STAGING, INSERT_USAGE, STAGING_DDL
+from services.ledger.adapters.postgres.chain_store import verify
+from services.ledger.adapters.postgres.db import url_connector
+from services.ledger.adapters.postgres.migrate import MIGRATIONS_DIR, apply_migrations
+from services.ledger.domain.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
 from services.ledger.settings import LedgerSettings, role_of
 
 pytestmark = pytest.mark.integration

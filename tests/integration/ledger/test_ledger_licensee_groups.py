@@ -24,10 +24,10 @@ from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.core.clock import FixedClock
 from services.core.events import AlertRaised, ApiCall
 from services.demo.scenario import AGREEMENTS_FILE
-from services.ledger.agreements_store import save_agreements
-from services.ledger.alert_consumer import AlertConsumer
-from services.ledger.db import url_connector
-from services.ledger.invoices import Invoicer
+from services.ledger.adapters.kafka.alert_consumer import AlertConsumer
+from services.ledger.adapters.postgres.agreements_store import save_agreements
+from services.ledger.adapters.postgres.db import url_connector
+from services.ledger.adapters.postgres.invoices import Invoicer
 from services.processor.domain.groups import decide_group, group_call
 from services.processor.domain.store import InMemoryPartition
 

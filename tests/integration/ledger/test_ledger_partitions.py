@@ -13,10 +13,10 @@ from ledger_support import LedgerDb, produce, settings_for
 
 from services.cli import main as cli
 from services.core.events import UsageRecorded
-from services.ledger.chain_store import heads, verify
-from services.ledger.codec import USAGE_TYPES, to_row
-from services.ledger.consumer import COPY_STAGING, INSERT_USAGE, STAGING_DDL, LedgerConsumer
-from services.ledger.partitions import MonthPartitions, attached, detach
+from services.ledger.adapters.kafka.consumer import COPY_STAGING, INSERT_USAGE, STAGING_DDL, LedgerConsumer
+from services.ledger.adapters.postgres.chain_store import heads, verify
+from services.ledger.adapters.postgres.partitions import MonthPartitions, attached, detach
+from services.ledger.domain.codec import USAGE_TYPES, to_row
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from ledger_support import LedgerDb, produce, serve_ledger, settings_for, synthe
 
 from services.core import metric_names
 from services.core.events import UsageRecorded
-from services.ledger.consumer import LedgerConsumer
-from services.ledger.partitions import MonthPartitions
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
+from services.ledger.adapters.postgres.partitions import MonthPartitions
 from services.ledger.settings import LedgerSettings
 
 pytestmark = pytest.mark.integration
@@ -169,7 +169,7 @@ def test_a_stale_instance_that_lost_its_partitions_has_its_batch_refused_after_t
     billable_topics: tuple[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="services.ledger.consumer_loop")
+    caplog.set_level(logging.WARNING, logger="services.ledger.adapters.kafka.consumer_loop")
     usages = many_licensees(3_000)
     settings = group_settings(kafka_bootstrap, ledger_db, billable_topics)
     zombie, owner = StallingConsumer(settings), LedgerConsumer(settings)

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from ledger_support import LedgerDb, ledger_schema
 
+from services.ledger.adapters.postgres.migrate import MIGRATIONS_DIR, apply_migrations
 from services.ledger.errors import MigrationError
-from services.ledger.migrate import MIGRATIONS_DIR, apply_migrations
 from services.ledger.settings import role_of
 
 pytestmark = pytest.mark.integration

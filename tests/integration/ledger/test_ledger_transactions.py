@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ledger_support import LedgerDb, settings_for, synthetic_billables
 
 from services.core.events import dumps
-from services.ledger.consumer import LedgerConsumer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
 
 pytestmark = pytest.mark.integration
 

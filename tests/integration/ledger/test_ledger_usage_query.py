@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 from services.core.clock import FixedClock
 from services.core.events import ApiCall
 from services.core.tokens import InMemoryTokenStore
-from services.ledger.api import create_app
-from services.ledger.db import url_connector
+from services.ledger.adapters.http.api import create_app
+from services.ledger.adapters.postgres.db import url_connector
 from services.ledger.settings import LedgerSettings
 
 pytestmark = pytest.mark.integration

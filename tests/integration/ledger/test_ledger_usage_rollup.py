@@ -17,9 +17,9 @@ from ledger_support import LedgerDb, hour_bucket, insert_usage
 from psycopg import sql
 
 from services.core.events import ApiCall, UsageRecorded
-from services.ledger import usage_query, usage_sums
-from services.ledger.chain_store import verify
-from services.ledger.codec import USAGE_COLUMNS, to_row
+from services.ledger.adapters.postgres import usage_query, usage_sums
+from services.ledger.adapters.postgres.chain_store import verify
+from services.ledger.domain.codec import USAGE_COLUMNS, to_row
 
 pytestmark = pytest.mark.integration
 

@@ -44,8 +44,8 @@ from services.ingest.app import create_app
 from services.ingest.kafka_publisher import KafkaPublisher
 from services.ingest.main import serve_in_thread
 from services.ingest.settings import IngestSettings
-from services.ledger.dead_letters import DeadLetterPublisher
-from services.ledger.fetch import Fetcher
+from services.ledger.adapters.kafka.dead_letters import DeadLetterPublisher
+from services.ledger.adapters.kafka.fetch import Fetcher
 from services.ledger.settings import LedgerSettings
 from services.processor.agreements_view import AgreementsView
 from services.processor.main import view_consumer

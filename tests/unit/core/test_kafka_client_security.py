@@ -19,7 +19,7 @@ from services.core.errors import SettingsError
 from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 from services.demo.observe import read_topic
 from services.ingest.settings import IngestSettings
-from services.ledger import dead_letters, fetch
+from services.ledger.adapters.kafka import dead_letters, fetch
 from services.ledger.settings import LedgerSettings
 from services.processor.app import connection
 from services.processor.main import group_less_consumer, view_consumer

@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from services.core.events import UsageRecorded
-from services.ledger.chain import fold, link_hash
-from services.ledger.codec import USAGE_COLUMNS, decode, to_row
+from services.ledger.domain.chain import fold, link_hash
+from services.ledger.domain.codec import USAGE_COLUMNS, decode, to_row
+from services.ledger.domain.fastpath import FastRows
 from services.ledger.errors import Rejected
-from services.ledger.fastpath import FastRows
 
 HOUR = datetime(2026, 10, 5, 13, tzinfo=UTC)
 FAST = FastRows()

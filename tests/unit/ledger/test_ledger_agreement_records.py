@@ -12,7 +12,7 @@ from services.core import topics
 from services.core.agreements import load_agreements
 from services.core.errors import SettingsError
 from services.demo.scenario import AGREEMENTS_FILE
-from services.ledger.agreement_consumer import agreement_settings, decode
+from services.ledger.adapters.kafka.agreement_consumer import agreement_settings, decode
 from services.ledger.errors import Rejected
 from services.ledger.settings import LedgerSettings
 

@@ -10,10 +10,10 @@ import pytest
 
 from services.core.events import AlertRaised, dumps
 from services.core.topics import ALERTS
-from services.ledger.alert_codec import ALERT_COLUMNS, decode, to_row
-from services.ledger.alert_consumer import INSERT_ALERTS, alert_settings
-from services.ledger.alerts_store import ALERT_CSV_COLUMNS, csv_rows, shaped
-from services.ledger.audit_sections import alerts_raised
+from services.ledger.adapters.kafka.alert_consumer import INSERT_ALERTS, alert_settings
+from services.ledger.adapters.postgres.alerts_store import ALERT_CSV_COLUMNS, csv_rows, shaped
+from services.ledger.domain.alert_codec import ALERT_COLUMNS, decode, to_row
+from services.ledger.domain.audit_sections import alerts_raised
 from services.ledger.errors import Rejected
 from services.ledger.settings import LedgerSettings
 

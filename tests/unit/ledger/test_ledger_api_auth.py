@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from services.core.clock import FixedClock
 from services.core.tokens import InMemoryTokenStore
-from services.ledger.api import create_app
+from services.ledger.adapters.http.api import create_app
 from services.ledger.settings import LedgerSettings
 
 BASE = "/v1/licensees/omnisoft"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from services.core.month import Month
-from services.ledger.audit_exposure import exposure_section
-from services.ledger.catalogue import default_catalogue
-from services.ledger.exposure import FROM_INVOICE, PRICED_NOW, Billed, assess, document
-from services.ledger.pricing import Usage
+from services.ledger.domain.audit_exposure import exposure_section
+from services.ledger.domain.catalogue import default_catalogue
+from services.ledger.domain.exposure import FROM_INVOICE, PRICED_NOW, Billed, assess, document
+from services.ledger.domain.pricing import Usage
 
 OCT, NOV = Month(2026, 10), Month(2026, 11)
 

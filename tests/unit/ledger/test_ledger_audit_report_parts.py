@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.ledger.audit_data import cross_check, rule_kept
-from services.ledger.audit_html import money, table, text
-from services.ledger.audit_svg import bar_chart, label_width, label_x, timeline
+from services.ledger.adapters.postgres.audit_data import cross_check, rule_kept
+from services.ledger.domain.audit_html import money, table, text
+from services.ledger.domain.audit_svg import bar_chart, label_width, label_x, timeline
 
 
 @pytest.mark.parametrize(

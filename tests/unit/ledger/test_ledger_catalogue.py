@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from services.core.errors import SettingsError
-from services.ledger.catalogue import (
+from services.ledger.domain.catalogue import (
     DEFAULT_CATALOGUE,
     VOLUME_REASON,
     CatalogueError,

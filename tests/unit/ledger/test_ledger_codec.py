@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from services.core.events import ApiCall, UsageRecorded
-from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, decode, to_row
+from services.ledger.domain.codec import USAGE_COLUMNS, USAGE_TYPES, decode, to_row
 from services.ledger.errors import Rejected
 
 HOUR = datetime(2026, 10, 5, 13, tzinfo=UTC)

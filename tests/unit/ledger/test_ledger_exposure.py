@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from services.core.month import Month
-from services.ledger.catalogue import Catalogue, Tier, default_catalogue
-from services.ledger.exposure import (
+from services.ledger.domain.catalogue import Catalogue, Tier, default_catalogue
+from services.ledger.domain.exposure import (
     COVERED,
     FROM_INVOICE,
     NO_TIER,
@@ -21,7 +21,7 @@ from services.ledger.exposure import (
     document,
     quote,
 )
-from services.ledger.pricing import Usage
+from services.ledger.domain.pricing import Usage
 
 OCT, DEC = Month(2026, 10), Month(2026, 12)
 ENTERPRISE_MONTH = 200_000_000 // 12  # USD 2M a year: 16,666,666 minor units a month, 8 more in December

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from services.core.schemas import BILLABLE_TYPE, problems
-from services.ledger.codec import decode, to_row
+from services.ledger.domain.codec import decode, to_row
+from services.ledger.domain.fastpath import FastRows
 from services.ledger.errors import Rejected
-from services.ledger.fastpath import FastRows
 
 IDENT = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,12}", fullmatch=True)
 JSON = st.recursive(

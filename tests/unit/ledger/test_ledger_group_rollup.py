@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.ledger.audit_groups import group_section, shared_orgs_section
-from services.ledger.group_report import MemberMonth, OrgUse, csv_rows, rollup, shared_orgs
+from services.ledger.domain.audit_groups import group_section, shared_orgs_section
+from services.ledger.domain.group_report import MemberMonth, OrgUse, csv_rows, rollup, shared_orgs
 
 OCT, NOV = date(2026, 10, 1), date(2026, 11, 1)
 

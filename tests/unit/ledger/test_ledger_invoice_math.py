@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.core.month import Month
+from services.ledger.domain.invoice_math import NO_CURRENCY, PostedAdjustment, assemble, due_at, invoice_id
+from services.ledger.domain.pricing import Line, MonthCharges
 from services.ledger.errors import PricingError
-from services.ledger.invoice_math import NO_CURRENCY, PostedAdjustment, assemble, due_at, invoice_id
-from services.ledger.pricing import Line, MonthCharges
 
 OCT, SEP = Month(2026, 10), Month(2026, 9)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.core.month import Month
-from services.ledger import params
+from services.ledger.domain import params
 from services.ledger.errors import BadParameter
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.core.errors import SettingsError
-from services.ledger import pdf
-from services.ledger.api_reports import wants_json, wants_pdf
+from services.ledger.adapters import pdf
+from services.ledger.adapters.http.api_reports import wants_json, wants_pdf
 from services.ledger.settings import LedgerSettings
 
 ENV = {"TOLLGATE_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "TOLLGATE_DATABASE_URL": "postgresql://u:pw@h/db",

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from services.core.agreements import Agreement, parse_agreement
-from services.ledger.errors import PricingError
-from services.ledger.pricing import (
+from services.ledger.domain.pricing import (
     UNAGREED,
     Month,
     Usage,
@@ -22,6 +21,7 @@ from services.ledger.pricing import (
     price_month,
     prorate,
 )
+from services.ledger.errors import PricingError
 
 OCT = Month(2026, 10)
 

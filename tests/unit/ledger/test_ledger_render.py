@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
-from services.ledger import render
+from services.ledger.adapters.http import render
 
 
 def parse(text: str) -> list[list[str]]:

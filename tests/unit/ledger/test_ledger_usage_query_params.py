@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.ledger.adapters.postgres.usage_query import parse_query, window_end
 from services.ledger.errors import BadParameter
-from services.ledger.usage_query import parse_query, window_end
 
 RANGE = {"from": "2026-10-01", "to": "2026-11-01"}
 

@@ -13,7 +13,7 @@ from services.core.agreements import parse_agreement
 from services.core.errors import ValidationFailed
 from services.core.events import dumps, parse_time
 from services.core.schemas import ALERT_TYPE, problems
-from services.ledger import alert_codec
+from services.ledger.domain import alert_codec
 from services.processor.domain import anomaly
 from services.processor.domain.store import InMemoryPartition, Write
 

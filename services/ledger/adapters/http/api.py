@@ -29,12 +29,14 @@ from starlette.routing import Route
 
 from services.core.clock import Clock
 from services.core.tokens import Principal, TokenStore
-from services.ledger import group_report, group_store, openapi, params, render, repository
-from services.ledger.catalogue import Catalogue, load_catalogue
-from services.ledger.db import Connect
+from services.ledger.adapters.http import openapi, render
+from services.ledger.adapters.postgres import group_store, repository
+from services.ledger.adapters.postgres.db import Connect
+from services.ledger.adapters.postgres.invoices import Invoicer
+from services.ledger.domain import group_report, params
+from services.ledger.domain.catalogue import Catalogue, load_catalogue
+from services.ledger.domain.invoice_math import due_at
 from services.ledger.errors import BadParameter, IdempotencyConflict, InvoiceNotDue, NothingToInvoice
-from services.ledger.invoice_math import due_at
-from services.ledger.invoices import Invoicer
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.settings import LedgerSettings
 from services.serving.guard import guard_middleware
@@ -232,8 +234,10 @@ def create_app(
     catalogue: Catalogue | None = None,
 ) -> Starlette:
     """The ledger's HTTP app; the price catalogue is read from the settings' path unless given."""
-    from services.ledger.api_exposure import ExposureRoutes  # they build on this module's helpers
-    from services.ledger.api_reports import ReportRoutes
+    from services.ledger.adapters.http.api_exposure import (
+        ExposureRoutes,  # they build on this module's helpers
+    )
+    from services.ledger.adapters.http.api_reports import ReportRoutes
 
     invoicer = invoicer or Invoicer(connect, clock, timedelta(hours=settings.invoice_grace_hours), metrics)
     api = LedgerApi(settings, connect, tokens, clock, invoicer)

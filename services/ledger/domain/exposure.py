@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.month import Month
-from services.ledger.audit_html import money
-from services.ledger.catalogue import Catalogue, Tier
-from services.ledger.pricing import Usage, annual_share, overage_minor
+from services.ledger.domain.audit_html import money
+from services.ledger.domain.catalogue import Catalogue, Tier
+from services.ledger.domain.pricing import Usage, annual_share, overage_minor
 
 UNBILLED = "unbilled exposure"
 COVERED = "billed at or above list price"

@@ -11,9 +11,10 @@ from starlette.responses import Response
 
 from services.core.month import Month
 from services.core.tokens import Principal
-from services.ledger import exposure_store, params
-from services.ledger.api import LedgerApi, Refusal, query, respond
-from services.ledger.catalogue import Catalogue
+from services.ledger.adapters.http.api import LedgerApi, Refusal, query, respond
+from services.ledger.adapters.postgres import exposure_store
+from services.ledger.domain import params
+from services.ledger.domain.catalogue import Catalogue
 
 EXPOSURE_COLUMNS = ("licensee_id", "month", "calls", "records", "tier_id", "list_minor", "billed_source",
                     "billed_minor", "difference_minor", "currency", "status")  # fmt: skip

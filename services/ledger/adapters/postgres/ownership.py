@@ -1,6 +1,6 @@
 """Which partitions one ledger consumer writes, and the fence that keeps a lost partition from being written.
 
-Delivery guarantee (with services/ledger/consumer.py):
+Delivery guarantee (with adapters/kafka/consumer.py):
 - PostgreSQL's `consumer_offsets` is the only source of truth for positions. Kafka's group only says who
   should read what; nothing is committed to Kafka, so the group's own offsets never decide a position.
 - Group mode (the default for billable usage and alerts): on each assignment the instance claims its new

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from services.ledger.audit_html import table, text, verdict
+from services.ledger.domain.audit_html import table, text, verdict
 
 
 def group_section(facts: Mapping[str, Any]) -> str:

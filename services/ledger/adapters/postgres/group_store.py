@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 
 from services.core.agreements import parse_agreement
-from services.ledger import alerts_store, repository
-from services.ledger.group_report import MemberMonth, OrgUse, rollup, shared_orgs
+from services.ledger.adapters.postgres import alerts_store, repository
+from services.ledger.domain.group_report import MemberMonth, OrgUse, rollup, shared_orgs
 
 MAX_ALERTS = 5000
 _FAR = (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))  # an open bound of a report

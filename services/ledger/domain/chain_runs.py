@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from services.ledger.chain import Break, Chain, ChainRow, check
+from services.ledger.domain.chain import Break, Chain, ChainRow, check
 
 TABLE = "usage_entries"
 

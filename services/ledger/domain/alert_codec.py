@@ -12,7 +12,7 @@ from typing import Any
 
 from services.core.events import parse_time
 from services.core.schemas import ALERT_TYPE
-from services.ledger.codec import MAX_COUNT, checked_envelope, has_nul
+from services.ledger.domain.codec import MAX_COUNT, checked_envelope, has_nul
 from services.ledger.errors import Rejected
 
 ALERT_COLUMNS = (

@@ -18,13 +18,13 @@ import psycopg
 from services.core.agreements import Agreement
 from services.core.clock import Clock
 from services.core.month import Month
-from services.ledger.agreements_store import agreements_in_force
-from services.ledger.db import Connect
+from services.ledger.adapters.postgres.agreements_store import agreements_in_force
+from services.ledger.adapters.postgres.db import Connect
+from services.ledger.adapters.postgres.usage_sums import READ_SETTINGS, USAGE_BY_MONTH, USAGE_BY_SEGMENT
+from services.ledger.domain.invoice_math import LEDGER_KIND, Draft, PostedAdjustment, assemble, due_at
+from services.ledger.domain.pricing import Line, MonthCharges, Usage, coverage, late_usage_line, price_month
 from services.ledger.errors import InvoiceNotDue, LedgerError, NothingToInvoice
-from services.ledger.invoice_math import LEDGER_KIND, Draft, PostedAdjustment, assemble, due_at
 from services.ledger.metrics import LedgerMetrics
-from services.ledger.pricing import Line, MonthCharges, Usage, coverage, late_usage_line, price_month
-from services.ledger.usage_sums import READ_SETTINGS, USAGE_BY_MONTH, USAGE_BY_SEGMENT
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Agreements in PostgreSQL: versioned and append-only; readers pick the version in force.
 
-The ledger's agreements consumer (services/ledger/agreement_consumer.py) is the one writer in service;
+The ledger's agreements consumer (adapters/kafka/agreement_consumer.py) is the one writer in service;
 `wait_consumed` tells a caller that published agreements when the ledger holds them.
 """
 
@@ -19,8 +19,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from services.core.agreements import Agreement, parse_agreement
+from services.ledger.domain.pricing import agreement_at, in_force
 from services.ledger.errors import LedgerError
-from services.ledger.pricing import agreement_at, in_force
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 """Agreements from the compacted agreements topic into the `agreements` table, exactly once in effect.
 
 The ledger's one source of agreements is the topic `tollgate agreements load` publishes to, the same one the
-processor follows. This consumer is a LedgerConsumer (services/ledger/consumer.py) on that topic, as the
+processor follows. This consumer is a LedgerConsumer (consumer.py) on that topic, as the
 alerts consumer is, except that it does not split the topic between instances (every instance reads every
 partition): `read_committed`, positions in `consumer_offsets` written in the same PostgreSQL transaction as
 the rows, rollback and seek back on any transient error, `drain` for tests.
 
 Only the rows differ. The table is append-only and hash-chained (migrations 0002, 0005): each new version is a
 new row with the record it came in, and a record whose document is the version already in force for its
-licensee and start is stored once (services/ledger/agreements_store.py, migration 0009). A record is judged
+licensee and start is stored once (adapters/postgres/agreements_store.py, migration 0009). A record is judged
 as the processor judges it (its `data` must be a valid agreement); one that is not, one holding NUL (text
 cannot) and a tombstone (the ledger never forgets a version; end an agreement with a new version's
 `effective_to`) are logged with topic, partition and offset and kept in `dead_letters`, and also published to
@@ -28,9 +28,9 @@ from prometheus_client import Gauge
 
 from services.core.agreements import Agreement, agreement_from_cloudevent
 from services.core.errors import ValidationFailed
-from services.ledger.agreements_store import insert_agreement
-from services.ledger.codec import has_nul
-from services.ledger.consumer import LedgerConsumer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
+from services.ledger.adapters.postgres.agreements_store import insert_agreement
+from services.ledger.domain.codec import has_nul
 from services.ledger.errors import Rejected
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.settings import LedgerSettings

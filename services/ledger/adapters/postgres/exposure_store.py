@@ -15,11 +15,11 @@ from typing import Any
 import psycopg
 
 from services.core.month import Month
-from services.ledger import exposure
-from services.ledger.agreements_store import agreements_in_force
-from services.ledger.catalogue import Catalogue
-from services.ledger.invoices import month_charges
-from services.ledger.pricing import Usage
+from services.ledger.adapters.postgres.agreements_store import agreements_in_force
+from services.ledger.adapters.postgres.invoices import month_charges
+from services.ledger.domain import exposure
+from services.ledger.domain.catalogue import Catalogue
+from services.ledger.domain.pricing import Usage
 
 USAGE = """SELECT coalesce(sum(calls), 0), coalesce(sum(records), 0) FROM usage_entries
     WHERE licensee_id = %s AND period_start >= %s AND period_start < %s"""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from services.ledger.audit_html import table, text, verdict
+from services.ledger.domain.audit_html import table, text, verdict
 
 CHAIN_NOTE = (
     "Each table's rows for this licensee form a SHA-256 hash chain (each row hashes its content and the "

@@ -9,10 +9,10 @@ import psycopg
 from psycopg import sql
 
 from services.core.events import format_time
-from services.ledger import chain_runs
-from services.ledger.chain import CHAINED_TABLES, Chain, ChainRow, summary, walk
-from services.ledger.partitions import ARCHIVED_LINKS
-from services.ledger.usage_sums import ROLLUP_DIFFERENCES
+from services.ledger.adapters.postgres.partitions import ARCHIVED_LINKS
+from services.ledger.adapters.postgres.usage_sums import ROLLUP_DIFFERENCES
+from services.ledger.domain import chain_runs
+from services.ledger.domain.chain import CHAINED_TABLES, Chain, ChainRow, summary, walk
 
 # The table names and key expressions are this package's constants, never input.
 _ROWS = """SELECT licensee_id, {key}, chain_seq, prev_hash, row_hash,

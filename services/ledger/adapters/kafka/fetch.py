@@ -1,7 +1,7 @@
 """The ledger's Kafka reads: positions from PostgreSQL, nothing committed to Kafka.
 
 Either a static assignment (a list of partitions, or all of them, without a group), or a Kafka consumer group
-that splits the topic between instances (services/ledger/ownership.py): a newly assigned partition stays
+that splits the topic between instances (adapters/postgres/ownership.py): a newly assigned partition stays
 paused until the consumer has claimed it in PostgreSQL and sought it to its stored offset, so no record is
 read from a position Kafka chose. The group's rebalance callbacks run only inside this fetcher's calls (its
 event loop runs nowhere else), so never while the consumer's PostgreSQL transaction is open.

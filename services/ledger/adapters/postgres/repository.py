@@ -9,11 +9,11 @@ import psycopg
 from psycopg.rows import dict_row
 
 from services.core.month import Month
-from services.ledger.agreements_store import agreements_in_force
+from services.ledger.adapters.postgres.agreements_store import agreements_in_force
+from services.ledger.adapters.postgres.usage_sums import APP_MONTHS, GOVERNMENT, READ_SETTINGS
+from services.ledger.domain.params import Adjustment, ascii_int
+from services.ledger.domain.reports import AppMonth, OrgUse, first_notices, usage_report
 from services.ledger.errors import BadParameter, IdempotencyConflict
-from services.ledger.params import Adjustment, ascii_int
-from services.ledger.reports import AppMonth, OrgUse, first_notices, usage_report
-from services.ledger.usage_sums import APP_MONTHS, GOVERNMENT, READ_SETTINGS
 
 # Open ends of a range: PostgreSQL's own infinities keep the SQL the same with or without bounds.
 _FAR = ("-infinity", "infinity")

@@ -1,8 +1,8 @@
 """Alerts from Kafka into the `alerts` table, exactly once in effect, as the billable consumer does it.
 
 The processor publishes alerts inside its Kafka transactions; this consumer reads them `read_committed` and
-is a LedgerConsumer (services/ledger/consumer.py) on the alerts topic: the same split of the partitions
-between instances (a Kafka group of its own, epochs in PostgreSQL; services/ledger/ownership.py), positions
+is a LedgerConsumer (consumer.py) on the alerts topic: the same split of the partitions
+between instances (a Kafka group of its own, epochs in PostgreSQL; adapters/postgres/ownership.py), positions
 stored in `consumer_offsets` in the same PostgreSQL transaction as the rows, rollback and retry on any
 transient error, drain for tests. Only the rows differ: each alert_id is stored once (stored ones and the
 batch's own repeats are left out before the INSERT, never ON CONFLICT, for the hash chain's sake). A record
@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 from prometheus_client import Gauge
 
-from services.ledger import alert_codec
-from services.ledger.alert_codec import ALERT_COLUMNS, AlertRow
-from services.ledger.consumer import LedgerConsumer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
+from services.ledger.domain import alert_codec
+from services.ledger.domain.alert_codec import ALERT_COLUMNS, AlertRow
 from services.ledger.errors import Rejected
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.settings import LedgerSettings

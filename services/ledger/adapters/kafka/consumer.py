@@ -1,11 +1,11 @@
 """Billable deltas from Kafka into PostgreSQL, exactly once in effect.
 
-Delivery guarantee: the loop of services/ledger/consumer_loop.py (offsets in PostgreSQL, written in the
+Delivery guarantee: the loop of consumer_loop.py (offsets in PostgreSQL, written in the
 same transaction as the rows; rollback, seek back and retry on any failure; the DLQ at least once). Each
 usage_id is stored once (primary key; stored ones are filtered out before the INSERT), so replays, processor
 re-emissions and records re-read after a crash or a rebalance change nothing.
 
-Scale-out (services/ledger/ownership.py): by default the instances of one TOLLGATE_LEDGER_CONSUMER_GROUP form
+Scale-out (../postgres/ownership.py): by default the instances of one TOLLGATE_LEDGER_CONSUMER_GROUP form
 a Kafka group per topic and split its partitions. A newly assigned partition is claimed in PostgreSQL (its
 epoch goes up) and sought to its stored offset before anything of it is read; every batch locks its
 partitions' rows and is refused (Fenced, rolled back) when another instance claimed one since, so a killed
@@ -21,12 +21,12 @@ from typing import Any
 import psycopg
 from prometheus_client import Gauge
 
-from services.ledger.codec import USAGE_COLUMNS, USAGE_TYPES, UsageRow, decode, to_row
-from services.ledger.consumer_loop import TopicConsumer, log
+from services.ledger.adapters.kafka.consumer_loop import TopicConsumer, log
+from services.ledger.adapters.postgres.partitions import MonthPartitions
+from services.ledger.domain.codec import USAGE_COLUMNS, USAGE_TYPES, UsageRow, decode, to_row
+from services.ledger.domain.fastpath import FastRows
 from services.ledger.errors import Rejected
-from services.ledger.fastpath import FastRows
 from services.ledger.metrics import LedgerMetrics
-from services.ledger.partitions import MonthPartitions
 from services.ledger.settings import LedgerSettings
 
 _COLUMNS = ", ".join(USAGE_COLUMNS)
@@ -53,7 +53,7 @@ INSERT_USAGE = (
 class LedgerConsumer(TopicConsumer):
     """The ledger's consumer of the billable topic; `run` until stopped, or `drain` (tests, bench).
 
-    Its subclasses consume other topics the same way (services/ledger/alert_consumer.py).
+    Its subclasses consume other topics the same way (alert_consumer.py).
     """
 
     kind = "usage"

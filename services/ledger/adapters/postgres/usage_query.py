@@ -20,7 +20,8 @@ import psycopg
 from psycopg import sql
 
 from services.core.month import Month
-from services.ledger import params, usage_sums
+from services.ledger.adapters.postgres import usage_sums
+from services.ledger.domain import params
 from services.ledger.errors import BadParameter
 
 PARAMETERS = ("licensee", "from", "to", "window", "group_by", "limit")
@@ -97,7 +98,7 @@ def _group_by(value: str | None) -> tuple[str, ...]:
 def statement(query: UsageQuery) -> sql.Composed:
     """The SQL of a query: grouped sums, ordered by window then dimensions, one row past the limit.
 
-    Read from usage_rollup (services/ledger/usage_sums.py): a rollup row counts whole when its event-time
+    Read from usage_rollup (usage_sums.py): a rollup row counts whole when its event-time
     span lies inside the range and inside one window; the rows of any other key are judged one by one."""
     names = [DIMENSIONS[name] for name in query.group_by]
     keys = sql.SQL(", ").join([sql.Identifier("licensee_id"), sql.SQL("window_start"),

@@ -7,18 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.core.tokens import Principal
-from services.ledger import (
-    alerts_store,
-    audit_data,
-    audit_html,
-    chain_store,
-    params,
-    pdf,
-    render,
-    usage_query,
-)
-from services.ledger.api import LedgerApi, Refusal, query, respond
-from services.ledger.catalogue import Catalogue
+from services.ledger.adapters import pdf
+from services.ledger.adapters.http import render
+from services.ledger.adapters.http.api import LedgerApi, Refusal, query, respond
+from services.ledger.adapters.postgres import alerts_store, audit_data, chain_store, usage_query
+from services.ledger.domain import audit_html, params
+from services.ledger.domain.catalogue import Catalogue
 
 VERIFY_COLUMNS = ("table", "licensee_id", "rows", "head_seq", "head_hash")
 HTML_HEADERS = {"Content-Security-Policy": audit_html.CSP, "X-Content-Type-Options": "nosniff"}

@@ -1,8 +1,8 @@
 """Where a ledger consumer reads: the positions stored in PostgreSQL, and the group's moves applied to them.
 
-A mixin of services/ledger/consumer_loop.py. Delivery guarantee: a partition is read only from the next
+A mixin of consumer_loop.py. Delivery guarantee: a partition is read only from the next
 offset stored in `consumer_offsets`, and in group mode only after this instance claimed it there
-(services/ledger/ownership.py); a revoked or lost partition is paused and forgotten before the next batch,
+(adapters/postgres/ownership.py); a revoked or lost partition is paused and forgotten before the next batch,
 so no batch writes it again. Rebalance callbacks run only inside the fetcher's calls, never while a batch's
 PostgreSQL transaction is open, so a revoke never interrupts one.
 """
@@ -18,11 +18,11 @@ from typing import Any
 import psycopg
 from prometheus_client import Gauge
 
-from services.ledger.fetch import Fetcher, KafkaFailure
-from services.ledger.ownership import Ownership
+from services.ledger.adapters.kafka.fetch import Fetcher, KafkaFailure
+from services.ledger.adapters.postgres.ownership import Ownership
 from services.ledger.settings import LedgerSettings
 
-log = logging.getLogger("services.ledger.consumer_loop")
+log = logging.getLogger("services.ledger.adapters.kafka.consumer_loop")
 
 
 class Positioning:

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from services.ledger.audit_html import money, table, verdict
-from services.ledger.exposure import COVERED, UNBILLED, volume_text
+from services.ledger.domain.audit_html import money, table, verdict
+from services.ledger.domain.exposure import COVERED, UNBILLED, volume_text
 
 HEADERS = ["month", "calls", "records", "cheapest covering tier", "included (calls / records)",
            "over (calls / records)", "overage", "list price", "billed", "billed from", "difference",

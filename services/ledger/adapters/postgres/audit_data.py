@@ -11,10 +11,10 @@ from psycopg.rows import dict_row
 
 from services.core.agreements import parse_agreement
 from services.core.month import Month
-from services.ledger import alerts_store, chain_store, group_store, repository
-from services.ledger.catalogue import Catalogue, default_catalogue
-from services.ledger.exposure_store import period_exposure
-from services.ledger.invoices import BILLED_BY_MONTH
+from services.ledger.adapters.postgres import alerts_store, chain_store, group_store, repository
+from services.ledger.adapters.postgres.exposure_store import period_exposure
+from services.ledger.adapters.postgres.invoices import BILLED_BY_MONTH
+from services.ledger.domain.catalogue import Catalogue, default_catalogue
 
 MAX_ALERTS = 5000  # a report lists at most this many; GET /v1/licensees/{id}/alerts pages through more
 # A group's own record is no licensee's terms: the report's group section shows its caps.

@@ -5,7 +5,7 @@ Delivery guarantee:
   consumer seeks every partition it owns to the next offset stored in `consumer_offsets`, or the beginning.
 - Effects in PostgreSQL are exactly once: a batch's rows, its dead letters and the partitions' next offsets
   are written in ONE transaction, after the partitions' ownership is checked under lock
-  (services/ledger/ownership.py); each subclass stores a row's id once, so re-reads change nothing.
+  (adapters/postgres/ownership.py); each subclass stores a row's id once, so re-reads change nothing.
 - A failed batch (PostgreSQL down, Kafka error) is rolled back, offsets do not move, and the consumer seeks
   back to the stored offsets and retries with capped exponential backoff: records are never skipped. A batch
   refused because another instance claimed one of its partitions (Fenced) is rolled back the same way and
@@ -27,12 +27,12 @@ import psycopg
 from kafka.errors import KafkaError
 from prometheus_client import Gauge
 
-from services.ledger.dead_letters import DeadLetterPublisher, dead_letter_rows
+from services.ledger.adapters.kafka.dead_letters import DeadLetterPublisher, dead_letter_rows
+from services.ledger.adapters.kafka.fetch import Fetcher, Group, KafkaFailure
+from services.ledger.adapters.kafka.positioning import Positioning
+from services.ledger.adapters.postgres.ownership import Ownership
 from services.ledger.errors import Fenced, LedgerError
-from services.ledger.fetch import Fetcher, Group, KafkaFailure
 from services.ledger.metrics import LedgerMetrics
-from services.ledger.ownership import Ownership
-from services.ledger.positioning import Positioning
 from services.ledger.settings import LedgerSettings
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from services.core.events import format_time
-from services.ledger.audit_svg import bar_chart, timeline
+from services.ledger.domain.audit_svg import bar_chart, timeline
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 LINE_HEADERS = ("#", "kind", "description", "usage month", "calls", "records", "amount", "reference")
@@ -72,7 +72,11 @@ def verdict(ok: bool, yes: str = "yes", no: str = "NO") -> tuple[str, str]:
 
 def render(facts: Mapping[str, Any], generated_at: datetime) -> str:
     """The whole document."""
-    from services.ledger import audit_exposure, audit_groups, audit_sections  # they build on these helpers
+    from services.ledger.domain import (  # they build on these helpers
+        audit_exposure,
+        audit_groups,
+        audit_sections,
+    )
 
     title = f"Audit evidence report: {facts['name']} ({facts['licensee_id']})"
     sections = [_terms(facts), _usage(facts), audit_groups.group_section(facts),

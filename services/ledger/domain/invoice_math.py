@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.core.month import Month
+from services.ledger.domain.pricing import PRICING_RULES, Line, MonthCharges
 from services.ledger.errors import PricingError
-from services.ledger.pricing import PRICING_RULES, Line, MonthCharges
 
 NO_CURRENCY = "XXX"  # ISO 4217's "no currency": an invoice with no agreement at all to take one from
 

@@ -1,0 +1,1 @@
+"""The finance/audit HTTP API: routes, OpenAPI document and JSON/CSV rendering."""

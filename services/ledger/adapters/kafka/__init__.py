@@ -1,0 +1,1 @@
+"""Kafka: the usage, alert and agreement consumers, their fetch loop, partition positioning, dead letters."""
