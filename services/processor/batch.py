@@ -55,14 +55,13 @@ class Batch:
         self,
         transaction: Any,
         known: dict[Slot, Any] | None = None,
-        remember: Callable[[str], bool] | None = None,
+        remember: Callable[[str], bool] = lambda _key: False,
     ) -> None:
         self.transaction = transaction
         self.values: dict[Slot, Any] = {}
         # slot -> (value, expiry in ms or None, the record's event time in ms); None value = delete.
         self.pending: dict[Slot, tuple[Any, int | None, int | None]] = {}
-        self.known = known if known is not None and remember is not None else None
-        self.remember = remember
+        self.known, self.remember = known, remember
 
     def get(self, prefix: bytes, key: str, timestamp_ms: int | None) -> Any:
         """The live value of `key` under `prefix`: this checkpoint's own write, else the committed one
@@ -72,7 +71,7 @@ class Batch:
         if value is not _ABSENT:
             return value
         known = self.known
-        if known is not None and self.remember(key):  # type: ignore[misc]
+        if known is not None and self.remember(key):
             value = known.get(slot, _ABSENT)
             if value is _ABSENT:
                 value = known[slot] = self.transaction.get(key, prefix, timestamp=timestamp_ms)
@@ -109,7 +108,7 @@ class Batch:
                 transaction.set(key, value, prefix, timestamp=timestamp_ms, ttl=ttl)
         if self.known is not None:
             remember = self.remember
-            self.known.update((slot, held[0]) for slot, held in self.pending.items() if remember(slot[1]))  # type: ignore[misc]
+            self.known.update((slot, held[0]) for slot, held in self.pending.items() if remember(slot[1]))
         written = len(self.pending)
         self.pending = {}
         return written
