@@ -11,15 +11,15 @@ from typing import Any
 
 import httpx
 
-from services.cli.agreements import publish_agreements
-from services.cli.replay import replay_http
+from services.clients.agreements import publish_agreements
+from services.clients.replay import replay_http
 from services.core import topics
 from services.core.agreements import Agreement, load_agreements
+from services.core.month import Month
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import RunningService, ServiceLauncher
 from services.demo.observe import metric_sum, unique_alerts
 from services.demo.scenario import AGREEMENTS_FILE, demo_calls
-from services.ledger.pricing import Month
 from services.stack.state import StackInfo
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def load_demo_agreements(
     run: DemoRun, path: Path = AGREEMENTS_FILE, timeout: float = 60.0
 ) -> list[Agreement]:
     """Validate the agreements, publish them to the compacted topic, and wait until the ledger stored them."""
-    from services.ledger.agreements_store import wait_consumed
+    from services.ledger.adapters.postgres.agreements_store import wait_consumed
 
     agreements = load_agreements(path)
     ends = publish_agreements(run.stack.kafka_bootstrap, agreements)

@@ -22,11 +22,11 @@ from services.core.clock import FixedClock
 from services.core.events import ApiCall, UsageRecorded
 from services.core.month import Month
 from services.demo.scenario import AGREEMENTS_FILE, demo_calls
-from services.ledger import repository, usage_query
-from services.ledger.agreements_store import save_agreements
-from services.ledger.consumer import LedgerConsumer
-from services.ledger.db import url_connector
-from services.ledger.invoices import Invoicer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
+from services.ledger.adapters.postgres import repository, usage_query
+from services.ledger.adapters.postgres.agreements_store import save_agreements
+from services.ledger.adapters.postgres.db import url_connector
+from services.ledger.adapters.postgres.invoices import Invoicer
 from services.processor.domain import usage
 
 pytestmark = pytest.mark.integration

@@ -12,13 +12,13 @@ from ledger_support import LedgerDb, demo_billables, hour_bucket, produce, setti
 from services.core.agreements import load_agreements
 from services.core.clock import FixedClock
 from services.core.events import ApiCall
+from services.core.month import Month
 from services.demo.scenario import AGREEMENTS_FILE, demo_calls
-from services.ledger import repository
-from services.ledger.agreements_store import save_agreements
-from services.ledger.consumer import LedgerConsumer
-from services.ledger.db import url_connector
-from services.ledger.invoices import Invoicer
-from services.ledger.pricing import Month
+from services.ledger.adapters.kafka.consumer import LedgerConsumer
+from services.ledger.adapters.postgres import repository
+from services.ledger.adapters.postgres.agreements_store import save_agreements
+from services.ledger.adapters.postgres.db import url_connector
+from services.ledger.adapters.postgres.invoices import Invoicer
 
 pytestmark = pytest.mark.integration
 
