@@ -108,13 +108,15 @@ def _story(args: argparse.Namespace, stack: LocalStack, workdir: Path) -> int:
 
 
 def tell_story(run: story.DemoRun) -> None:
-    """Print the story's tables: alerts, usage, invoices, unbilled exposure, apps without a use case,
-    government access."""
+    """Print the story's tables: alerts, usage, each licensee group's roll-up, invoices, unbilled
+    exposure, apps without a use case, government access."""
     reports = {a.licensee_id: story.usage_report(run, a.licensee_id) for a in run.agreements}
     print(tell.alerts_table(story.alerts(run)))
-    print(tell.usage_table(run.agreements, reports, story.DEMO_MONTH))
+    print(tell.usage_table(story.accounts(run), reports, story.DEMO_MONTH))
+    for group in story.groups(run):
+        print(tell.group_table(run.agreements, reports[group.licensee_id], story.DEMO_MONTH))
     print(tell.invoices_table(story.invoices(run)))
-    exposures = [story.exposure(run, a.licensee_id) for a in run.agreements]
+    exposures = [story.exposure(run, a.licensee_id) for a in story.accounts(run)]
     print(tell.exposure_table(exposures, story.DEMO_MONTH))
     print(tell.apps_without_use_case_table("omnisoft", reports["omnisoft"]))
     print(tell.government_table("omnisoft", reports["omnisoft"]))

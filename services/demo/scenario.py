@@ -6,6 +6,8 @@ October 2026 (UTC):
   20 for `gov-statistics-office` (notified in September); 25 records a call. 3,240 calls, 81,000 records.
 - pebble: 300 calls of 10 records, under every cap.
 - oldco: 50 calls of 5 records after its agreement ended on 2026-10-01.
+- halcyon-news and halcyon-tv, two accounts of the licensee group `halcyon`: 300 calls of 10 records each,
+  under each account's own cap of 400 calls, while their sum (600) passes the group's cap of 500.
 """
 
 from __future__ import annotations
@@ -75,7 +77,16 @@ def oldco_calls() -> list[ApiCall]:
             for i, at in enumerate(_spread(50, 13))]
 
 
+def halcyon_calls() -> list[ApiCall]:
+    """The Halcyon group: two accounts each under its own cap, together over the group's."""
+    news = [_call("halcyon-news", i, at, "halcyon-newsdesk", 10, f"newsroom-{i % 3}", "commercial")
+            for i, at in enumerate(_spread(300, 17))]
+    tv = [_call("halcyon-tv", i, at, "halcyon-tv-trends", 10, f"channel-{i % 4}", "commercial")
+          for i, at in enumerate(_spread(300, 19))]
+    return news + tv
+
+
 def demo_calls() -> list[ApiCall]:
     """Every call of the scenario, in event-time order (ties by id)."""
-    calls = omnisoft_calls() + pebble_calls() + oldco_calls()
+    calls = omnisoft_calls() + pebble_calls() + oldco_calls() + halcyon_calls()
     return sorted(calls, key=lambda c: (c.time, c.source, c.event_id))

@@ -149,11 +149,21 @@ def _api(run: DemoRun, method: str, path: str, role: str) -> Any:
     return response.json()
 
 
+def accounts(run: DemoRun) -> list[Agreement]:
+    """The licensees that are billed: every agreement but a group's own record (it only caps a sum)."""
+    return [a for a in run.agreements if not a.is_group]
+
+
+def groups(run: DemoRun) -> list[Agreement]:
+    """The licensee groups' own records."""
+    return [a for a in run.agreements if a.is_group]
+
+
 def invoices(run: DemoRun, month: str = DEMO_MONTH) -> dict[str, dict[str, Any]]:
-    """Issue (idempotently) and fetch each licensee's invoice for `month`."""
+    """Issue (idempotently) and fetch each billed licensee's invoice for `month`."""
     return {
         a.licensee_id: _api(run, "POST", f"/v1/licensees/{a.licensee_id}/invoices/{month}", "finance")
-        for a in run.agreements
+        for a in accounts(run)
     }
 
 

@@ -12,7 +12,7 @@ def alerts_table(alerts: list[dict[str, Any]]) -> str:
     """Every alert raised, with what it is about and its evidence."""
     rows = [
         [
-            a["licensee_id"], a["rule"], a["severity"], a.get("subject") or "-",
+            a["licensee_id"], a["rule"], a["severity"], _about(a),
             _ratio(a.get("observed"), a.get("limit")), a["window_start"][:16],
             (a["evidence"].get("event_ids") or ["-"])[0],
         ]
@@ -36,6 +36,33 @@ def usage_table(agreements: list[Agreement], reports: dict[str, dict[str, Any]],
         ])
     headers = ["licensee", "calls", "cap", "used", "records", "cap", "used", "apps"]
     return render_table(f"Usage against caps, {month}", headers, rows)
+
+
+def group_table(agreements: list[Agreement], report: dict[str, Any], month: str) -> str:
+    """A licensee group's month: each member against its own caps, the members' sum against the group's."""
+    group = report["group"]
+    held = next((m for m in group["months"] if m["month"] == month), None)
+    own = {a.licensee_id: a.limits for a in agreements}
+    rows: list[list[object]] = []
+    for member in held["members"] if held else []:
+        limits = own[member["licensee_id"]]
+        rows.append(_use_row(member["licensee_id"], member, limits.calls_per_month, limits.records_per_month))
+    if held:
+        caps = {c["metric"]: c["cap"] for c in held["caps"]}
+        name = f"{group['group_id']} (group)"
+        rows.append(_use_row(name, held, caps.get("calls", 0), caps.get("records", 0)))
+    headers = ["account", "calls", "cap", "used", "records", "cap", "used"]
+    table = render_table(f"Licensee group {group['group_id']}, {month}: {group['name']}", headers, rows)
+    reached = [c for c in held["caps"] if c["reached"]] if held else []
+    notes = [f"  The members' sum reached the group's cap: {c['used']:,} of {c['cap']:,} {c['metric']}."
+             for c in reached]  # fmt: skip
+    return table + "".join(f"{note}\n" for note in notes)
+
+
+def _use_row(name: str, used: dict[str, Any], calls_cap: int, records_cap: int) -> list[object]:
+    calls, records = used["calls"], used["records"]
+    return [name, calls, calls_cap or None, _percent(calls, calls_cap), records, records_cap or None,
+            _percent(records, records_cap)]  # fmt: skip
 
 
 def invoices_table(invoices: dict[str, dict[str, Any]]) -> str:
@@ -90,6 +117,12 @@ def exposure_table(exposures: list[dict[str, Any]], month: str) -> str:
 
 def _amount(minor: int | None, currency: str) -> str:
     return "-" if minor is None else money(int(minor), currency)
+
+
+def _about(alert: dict[str, Any]) -> str:
+    # A group's volume alert has the group as subject and the capped metric apart.
+    subject, metric = alert.get("subject") or "-", alert.get("metric")
+    return f"{subject} {metric}" if metric and metric != subject else subject
 
 
 def _ratio(observed: object, limit: object) -> str:

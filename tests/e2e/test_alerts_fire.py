@@ -13,12 +13,15 @@ from services.demo import story
 WANTED = {"TollgateGovernmentAccessUnnotified", "TollgateVolumeBreach"}
 
 
-def _poll(fetch: Callable[[], list[dict[str, Any]]], timeout: float = 90.0) -> list[dict[str, Any]]:
+def _poll(
+    fetch: Callable[[], list[dict[str, Any]]], timeout: float = 90.0, licensee: str = "omnisoft",
+    wanted: frozenset[str] | set[str] = WANTED,
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     found: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         found = fetch()
-        if {a["labels"]["alertname"] for a in found if a["labels"].get("licensee") == "omnisoft"} >= WANTED:
+        if {a["labels"]["alertname"] for a in found if a["labels"].get("licensee") == licensee} >= wanted:
             return found
         time.sleep(1.0)
     return found
@@ -38,7 +41,10 @@ def test_prometheus_fires_the_government_and_volume_breach_alerts(demo_run: stor
     firing = _poll(lambda: _prometheus_firing(demo_run.stack.prometheus_url))
     names = {a["labels"]["alertname"] for a in firing if a["labels"].get("licensee") == "omnisoft"}
     assert names >= WANTED, firing
-    breach = next(a for a in firing if a["labels"]["alertname"] == "TollgateVolumeBreach")
+    breach = next(
+        a for a in firing
+        if a["labels"]["alertname"] == "TollgateVolumeBreach" and a["labels"].get("licensee") == "omnisoft"
+    )  # fmt: skip
     assert breach["labels"]["severity"] == "critical"
     assert "omnisoft" in breach["annotations"]["description"]
 
@@ -53,3 +59,16 @@ def test_a_licensee_within_its_agreement_raises_no_alert_in_prometheus(demo_run:
     _poll(lambda: _prometheus_firing(demo_run.stack.prometheus_url))
     firing = _prometheus_firing(demo_run.stack.prometheus_url)
     assert [a for a in firing if a["labels"].get("licensee") == "pebble"] == []
+
+
+def test_a_licensee_groups_breach_fires_under_the_group_and_not_under_its_members(
+    demo_run: story.DemoRun,
+) -> None:
+    wanted = {"TollgateVolumeWarning", "TollgateVolumeBreach"}  # 600 calls of 500: not severe (750)
+    firing = _poll(lambda: _prometheus_firing(demo_run.stack.prometheus_url), licensee="halcyon",
+                   wanted=wanted)  # fmt: skip
+    group = {a["labels"]["alertname"] for a in firing
+             if a["labels"].get("licensee") == "halcyon" and a["labels"].get("category") == "business"}
+    assert group == wanted, firing
+    members = [a for a in firing if a["labels"].get("licensee") in ("halcyon-news", "halcyon-tv")]
+    assert members == []

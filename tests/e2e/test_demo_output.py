@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from demo_expectations import HALCYON_TABLE
 
 from services.cli.demo import routed_logs, tell_story
 from services.demo import story
 
-TABLES = ("== Alerts raised", "== Usage against caps", "== Invoices ==", "== Unbilled exposure, 2026-10",
-          "== Government access, omnisoft ==")
+TABLES = ("== Alerts raised", "== Usage against caps", "== Licensee group halcyon, 2026-10", "== Invoices ==",
+          "== Unbilled exposure, 2026-10", "== Government access, omnisoft ==")
 
 
 @pytest.fixture
@@ -49,6 +50,7 @@ def test_the_story_prints_its_tables_and_the_client_logs_go_to_a_file(
         tell_story(demo_run)
     printed = capsys.readouterr()
     assert [title in printed.out for title in TABLES] == [True] * len(TABLES)
+    assert HALCYON_TABLE in printed.out
     assert terminal_log.getvalue() == ""
     assert " INFO " not in printed.err
     logged = path.read_text(encoding="utf-8")

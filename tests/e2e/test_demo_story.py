@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
+import pytest
+from demo_expectations import HALCYON_OCTOBER
+
 from services.core.agreements import load_agreements
 from services.demo import story
 from services.demo.scenario import AGREEMENTS_FILE, demo_calls
@@ -20,7 +23,11 @@ EXPECTED_ALERTS = Counter({
     ("omnisoft", "app.unregistered", "warning", "omni-shadow"): 1,
     ("omnisoft", "government.unnotified", "critical", "gov-intel-agency"): 1,
     ("oldco", "agreement.missing", "critical", None): 1,
+    # halcyon-news and halcyon-tv each stay under their own 400 calls; their 600 pass the group's 500.
+    ("halcyon", "volume.warning", "warning", "halcyon"): 1,
+    ("halcyon", "volume.breach", "critical", "halcyon"): 1,
 })
+BILLED = ("omnisoft", "pebble", "oldco", "halcyon-news", "halcyon-tv")  # a group's own record bills nothing
 
 
 def _key(alert: dict[str, object]) -> tuple[object, ...]:
@@ -56,8 +63,9 @@ def _expected_total(licensee: str) -> int:
 def test_the_october_invoices_are_right_to_the_cent(demo_run: story.DemoRun) -> None:
     invoices = story.invoices(demo_run)
     totals = {licensee: int(invoice["total_minor"]) for licensee, invoice in invoices.items()}
-    assert totals == {name: _expected_total(name) for name in ("omnisoft", "pebble", "oldco")}
+    assert totals == {name: _expected_total(name) for name in BILLED}
     assert totals["omnisoft"] == 15_077_500 and totals["pebble"] == 10_000
+    assert totals["halcyon-news"] == totals["halcyon-tv"] == 10_000
 
 
 def test_issuing_an_invoice_again_changes_nothing(demo_run: story.DemoRun) -> None:
@@ -80,3 +88,40 @@ def test_the_usage_report_lists_apps_without_a_declared_use_case(demo_run: story
     assert without == {"omni-cloud": True, "omni-research": True, "omni-devtools": True, "omni-shadow": False}
     calls = sum(r["calls"] for r in report["apps"])
     assert calls == 3_240
+
+
+def test_the_group_cap_alerts_name_the_group_and_count_the_members_sum(demo_run: story.DemoRun) -> None:
+    group = [a for a in story.alerts(demo_run) if a["licensee_id"] == "halcyon"]
+    fired = sorted((a["rule"], a["subject"], a["metric"], a["observed"], a["limit"]) for a in group)
+    assert fired == [
+        ("volume.breach", "halcyon", "calls", 500, 500),
+        ("volume.warning", "halcyon", "calls", 400, 500),
+    ]
+    # The crossing call is whichever member's reached the group stage at that count (members live on other
+    # partitions, so their interleaving there is not fixed); the evidence names that member and its call.
+    for alert in group:
+        [crossing] = alert["evidence"]["event_ids"]
+        assert alert["evidence"]["member_id"] in ("halcyon-news", "halcyon-tv")
+        assert crossing.startswith(alert["evidence"]["member_id"] + "-")
+
+
+
+
+@pytest.mark.parametrize("licensee", ["halcyon", "halcyon-news", "halcyon-tv"])
+def test_the_usage_report_rolls_the_group_up_over_its_members_for(
+    demo_run: story.DemoRun, licensee: str
+) -> None:
+    group = story.usage_report(demo_run, licensee)["group"]
+    assert (group["group_id"], group["name"], group["members"]) == (
+        "halcyon", "Halcyon Media (every Halcyon account)", ["halcyon-news", "halcyon-tv"],
+    )  # fmt: skip
+    assert group["months"] == [HALCYON_OCTOBER]
+    alerts = sorted((a["rule"], a["subject"], a["observed"]) for a in group["alerts"])
+    assert alerts == [("volume.breach", "halcyon", 500), ("volume.warning", "halcyon", 400)]
+
+
+def test_a_group_account_on_its_own_is_within_its_caps(demo_run: story.DemoRun) -> None:
+    report = story.usage_report(demo_run, "halcyon-news")
+    assert [(r["app_id"], r["month"], r["calls"], r["records"]) for r in report["apps"]] == [
+        ("halcyon-newsdesk", "2026-10", 300, 3_000)
+    ]

@@ -31,7 +31,7 @@ from services.processor.domain import usage
 
 pytestmark = pytest.mark.integration
 
-LICENSEES = ("omnisoft", "pebble", "oldco")
+LICENSEES = ("omnisoft", "pebble", "oldco", "halcyon-news", "halcyon-tv")
 INPUT = "tollgate.api-calls.v1"
 FLUSH = 400  # input records between flushes
 COUNCIL_NOTICE = datetime(2026, 10, 10, 12, 30, tzinfo=UTC)
@@ -146,10 +146,11 @@ def test_aggregated_deltas_give_the_invoices_report_and_government_split_of_the_
     consumer.close()
     assert ledger_db.scalar("SELECT count(*) FROM dead_letters") == 0
     assert ledger_db.scalar("SELECT count(*) FROM usage_entries") == len(deltas)
-    assert ledger_db.scalar("SELECT sum(calls) FROM usage_entries") == len(stream) == 3598
+    assert ledger_db.scalar("SELECT sum(calls) FROM usage_entries") == len(stream) == 4198
     found = figures(ledger_db)
     assert found["totals"] == per_call_truth["totals"]
-    assert found["totals"] == {"omnisoft": 15_077_710, "pebble": 10_000, "oldco": 0}
+    assert found["totals"] == {"omnisoft": 15_077_710, "pebble": 10_000, "oldco": 0, "halcyon-news": 10_000,
+                               "halcyon-tv": 10_000}  # fmt: skip
     assert found["lines"] == per_call_truth["lines"]
     assert found["report"] == per_call_truth["report"]
     assert found["hourly"] == per_call_truth["hourly"] and found["hourly"]["exact"]

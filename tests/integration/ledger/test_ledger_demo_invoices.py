@@ -31,6 +31,8 @@ def expected_october_totals() -> dict[str, int]:
     documents = {a["licensee_id"]: a for a in yaml.safe_load(AGREEMENTS_FILE.read_text())["agreements"]}
     totals: dict[str, int] = {}
     for licensee, agreement in documents.items():
+        if agreement.get("kind") == "group":
+            continue  # a group's own record caps its members' sum and bills nothing
         start = datetime.fromisoformat(agreement["effective_from"].replace("Z", "+00:00"))
         end = agreement["effective_to"] and datetime.fromisoformat(
             agreement["effective_to"].replace("Z", "+00:00")
@@ -77,14 +79,18 @@ def test_the_demo_october_invoices_are_exact_to_the_cent(
 ) -> None:
     consumer = load_and_consume(ledger_db, kafka_bootstrap, billable_topics)
     consumer.close()
-    assert ledger_db.scalar("SELECT count(*) FROM usage_entries") == len(demo_calls()) == 3590
+    assert ledger_db.scalar("SELECT count(*) FROM usage_entries") == len(demo_calls()) == 4190
     early = invoicer_at(ledger_db, AFTER_GRACE - timedelta(seconds=2))
     assert early.issue_due() == []
     invoicer = invoicer_at(ledger_db, AFTER_GRACE)
-    assert sorted(invoicer.issue_due()) == ["INV-oldco-2026-10", "INV-omnisoft-2026-10", "INV-pebble-2026-10"]
+    assert sorted(invoicer.issue_due()) == [
+        "INV-halcyon-news-2026-10", "INV-halcyon-tv-2026-10", "INV-oldco-2026-10", "INV-omnisoft-2026-10",
+        "INV-pebble-2026-10",
+    ]  # fmt: skip
 
     expected = expected_october_totals()
-    assert expected == {"omnisoft": 15_077_500, "pebble": 10_000, "oldco": 0}
+    assert expected == {"omnisoft": 15_077_500, "pebble": 10_000, "oldco": 0, "halcyon-news": 10_000,
+                        "halcyon-tv": 10_000}  # fmt: skip
     for licensee, total in expected.items():
         found = invoice(ledger_db, licensee)
         assert (found["total_minor"], found["currency"]) == (total, "USD")
@@ -97,7 +103,10 @@ def test_the_demo_october_invoices_are_exact_to_the_cent(
         ("unagreed_usage", 50, 250, 0)]  # fmt: skip
     assert "usage without an active agreement" in oldco[0]["description"]
     ledger = ledger_db.rows("SELECT licensee_id, sum(amount_minor) FROM ledger_entries GROUP BY 1 ORDER BY 1")
-    assert ledger == [("oldco", 0), ("omnisoft", 15_077_500), ("pebble", 10_000)]
+    assert ledger == [
+        ("halcyon-news", 10_000), ("halcyon-tv", 10_000), ("oldco", 0), ("omnisoft", 15_077_500),
+        ("pebble", 10_000),
+    ]  # fmt: skip
 
 
 def test_issuing_again_finds_the_first_invoice_and_writes_nothing(
@@ -105,7 +114,7 @@ def test_issuing_again_finds_the_first_invoice_and_writes_nothing(
 ) -> None:
     load_and_consume(ledger_db, kafka_bootstrap, billable_topics).close()
     invoicer = invoicer_at(ledger_db, AFTER_GRACE)
-    assert len(invoicer.issue_due()) == 3
+    assert len(invoicer.issue_due()) == 5  # every licensee of the demo but the group's own record
     before = ledger_db.snapshot()
     assert invoicer.issue("omnisoft", OCTOBER) == ("INV-omnisoft-2026-10", False)
     assert invoicer.issue_due() == []

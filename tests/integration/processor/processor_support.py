@@ -33,13 +33,15 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.cli.agreements import publish_agreements
+from services.clients.agreements import publish_agreements
+from services.core import topics as core_topics
 from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.core.events import ApiCall, dumps, loads
 from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 from services.demo.launcher import free_port
 from services.demo.scenario import AGREEMENTS_FILE
 from services.processor.domain import usage
+from services.processor.domain.groups import decide_group, group_call
 from services.processor.domain.step import COUNTED, DUPLICATE, Policy, decide
 from services.processor.domain.store import Write
 
@@ -384,13 +386,16 @@ class Workers:
         return self.workdir / name
 
     def wait_drained(self, timeout: float = 180.0) -> None:
-        """Wait until the group committed every input offset (outputs and state are acked by then) and
-        no running worker holds usage buckets not yet sent as billable deltas."""
+        """Wait until the group committed every input offset (outputs and state are acked by then), no
+        running worker holds usage buckets not yet sent as billable deltas, and the group stage committed
+        its internal topic (the licensee groups' alerts come from there, after the input's)."""
+        group_topic = core_topics.group_usage(self.app_id)
         wait_until(
             lambda: committed_everything(self.broker, self.app_id, self.topics.input, self.security)
-            and not any(w.metric("tollgate_processor_open_usage_partitions") for w in self.running()),
+            and not any(w.metric("tollgate_processor_open_usage_partitions") for w in self.running())
+            and committed_everything(self.broker, self.app_id, group_topic, self.security),
             timeout,
-            "the input topic to be fully committed and its usage billed",
+            "the input and group topics to be fully committed and the usage billed",
         )
 
     def running(self) -> list[Worker]:
@@ -477,6 +482,7 @@ def expected(
     """
     known = {a.licensee_id: a for a in agreements}
     states: dict[str, _Keys] = {}
+    groups: dict[str, _Keys] = {}
     stream_time: float | None = None
     now = datetime.now(UTC)
     alert_ids: set[str] = set()
@@ -491,11 +497,27 @@ def expected(
         state.apply(decision.writes)
         alert_ids |= {a.alert_id for a in decision.alerts}
         if decision.kind == COUNTED:
+            alert_ids |= _group_alert_ids(call, agreement, known, groups, now)
             held = billed.setdefault((call.licensee_id, usage.bucket_id(call, agreement)), [0, 0])
             held[0] += 1
             held[1] += call.records
             records[call.licensee_id] += call.records
     return {"alert_ids": alert_ids, "billed": billed, "records": dict(records)}
+
+
+def _group_alert_ids(
+    call: ApiCall, agreement: Agreement | None, known: dict[str, Agreement], groups: dict[str, _Keys],
+    now: datetime,
+) -> set[str]:
+    """The ids of the group alerts a member's counted call raises in the group stage (none without a
+    group). Group alert ids do not depend on the order member calls reach the stage, only on the sum."""
+    member = group_call(call, agreement)
+    if member is None:
+        return set()
+    state = groups.setdefault(member.group_id, _Keys())
+    decision = decide_group(member, state, known.get(member.group_id), now, 0.0)
+    state.apply(decision.writes)
+    return {a.alert_id for a in decision.alerts}
 
 
 def demo_agreements() -> list[Agreement]:

@@ -33,7 +33,9 @@ from services.core.agreements import Agreement
 from services.core.events import ApiCall
 from services.demo.scenario import demo_calls
 
-EXPECTED_RECORDS = {"omnisoft": 81_000, "pebble": 3_000, "oldco": 250}
+EXPECTED_RECORDS = {
+    "omnisoft": 81_000, "pebble": 3_000, "oldco": 250, "halcyon-news": 3_000, "halcyon-tv": 3_000,
+}  # fmt: skip
 
 
 def _result(broker: str, topics: Topics) -> dict[str, object]:
@@ -42,7 +44,7 @@ def _result(broker: str, topics: Topics) -> dict[str, object]:
 
 def _assert_undisturbed(result: dict[str, object]) -> None:
     assert result["alert_ids"] == expected_demo_alert_ids()
-    assert sum(calls for calls, _ in result["billed"].values()) == 3590  # type: ignore[attr-defined]
+    assert sum(calls for calls, _ in result["billed"].values()) == 4190  # type: ignore[attr-defined]
     assert result["records"] == EXPECTED_RECORDS
 
 
@@ -63,8 +65,8 @@ def test_sending_the_same_events_twice_changes_no_count_and_raises_no_new_alert(
         # than the lateness it is late (to the DLQ). Either way nothing is counted again.
         duplicate = worker.metric("tollgate_processor_events_total", outcome="duplicate")
         late = worker.metric("tollgate_processor_events_total", outcome="late")
-        assert duplicate > 0 and duplicate + late == 3590
-        assert worker.metric("tollgate_processor_events_total", outcome="counted") == 3590
+        assert duplicate > 0 and duplicate + late == 4190
+        assert worker.metric("tollgate_processor_events_total", outcome="counted") == 4190
         assert worker.metric("tollgate_usage_calls_total", licensee="omnisoft") == 3240
         assert worker.metric("tollgate_usage_records_total", licensee="omnisoft") == 81_000
     finally:
