@@ -107,9 +107,14 @@ def server_properties(
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def cluster_id() -> str:
-    """Return a fresh Kafka cluster id (URL-safe base64 of a UUID, unpadded)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """Return a fresh Kafka cluster id (URL-safe base64 of a UUID, unpadded), never starting with `-`:
+    StorageTool would read such an id (1 in 64) as an option and refuse to format, as Kafka's own
+    `Uuid.randomUuid` avoids."""
+    while True:
+        found = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def _classpath(cfg: StackConfig) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -50,6 +51,14 @@ def test_a_cluster_id_is_22_url_safe_characters() -> None:
 
     assert len(value) == 22
     assert set(value) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_a_cluster_id_never_starts_with_a_dash_which_the_storage_tool_would_take_for_an_option() -> None:
+    draws = iter([b"\xf8" + bytes(15), b"\x01" * 16])  # the first encodes to "-...", the second does not
+
+    value = cluster_id(lambda: next(draws))
+
+    assert value == base64.urlsafe_b64encode(b"\x01" * 16).decode().rstrip("=")
 
 
 def test_only_the_agreements_topic_is_compacted() -> None:
