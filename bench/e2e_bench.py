@@ -321,11 +321,19 @@ class Services:
     billable_topic: str = ""
     accepted_total: int = 0
     topics: dict[str, str] = field(default_factory=dict)  # this run's topics by role (isolated_topics)
+    workers: list[RunningService] = field(default_factory=list)  # every processor worker, `processor` first
+    app_id: str = ""  # the processor workers' consumer group
+
+    def __post_init__(self) -> None:
+        self.workers = self.workers or [self.processor]
+
+    def processor_sum(self, name: str, **labels: str) -> int:
+        """A processor metric summed over the workers (each counts its own committed work)."""
+        return int(sum(metric_sum(w.metrics_address, name, **labels) for w in self.workers))
 
     def counters(self) -> tuple[int, int]:
         """(processed, ledgered) now."""
-        processed = metric_sum(self.processor.metrics_address, PROCESSED_METRIC, outcome="counted")
-        return int(processed), self.ledgered()
+        return self.processor_sum(PROCESSED_METRIC, outcome="counted"), self.ledgered()
 
     def ledgered(self) -> int:
         """Calls in the ledger's usage rows of this run."""
@@ -476,12 +484,16 @@ def running_services(
     licensees: int,
     agreements: list[Agreement] | None = None,
     env: dict[str, str] | None = None,
+    *,
+    processors: int = 1,
+    ledgers: int = 1,
 ) -> Iterator[Services]:
     """Start ledger (migrates), load agreements, start processor and ingest; stop them all afterwards.
 
     Every run has its own topics, processor app id and ledger consumer group; PostgreSQL is shared, but
     usage ids are unique to the run and the ledger's counter counts only this process's rows. The
     agreements default to `bench_agreements(licensees)`; `env` adds to (or overrides) the services' env.
+    `processors` workers join one consumer group and `ledgers` instances another, one after the other.
     """
     from services.clients.agreements import publish_agreements
     from services.ledger.adapters.postgres.agreements_store import wait_consumed
@@ -496,14 +508,20 @@ def running_services(
         **(env or {}),
     }
     launcher = ServiceLauncher(stack, workdir, tokens_file, extra)
+    app_id = topic_env["TOLLGATE_PROCESSOR_APP_ID"]
     try:
         ledger = launcher.start_ledger(timeout=120)
+        for n in range(2, ledgers + 1):
+            launcher.start_ledger(key=f"ledger-{n}", timeout=120)
         agreements = bench_agreements(licensees) if agreements is None else agreements
         ends = publish_agreements(stack.kafka_bootstrap, agreements, names["agreements"])
         wait_consumed(stack.database_url, names["agreements"], ends, 60)  # the ledger reads them from Kafka
-        processor = launcher.start_processor(app_id=topic_env["TOLLGATE_PROCESSOR_APP_ID"], timeout=180)
+        workers = [launcher.start_processor(app_id=app_id, timeout=180)]
+        for n in range(2, processors + 1):
+            workers.append(launcher.start_processor(key=f"processor-{n}", app_id=app_id, timeout=180))
         ingest = launcher.start_ingest(timeout=120)
-        yield Services(ingest, processor, ledger, token, stack.database_url, names["billable"], topics=names)
+        yield Services(ingest, workers[0], ledger, token, stack.database_url, names["billable"], topics=names,
+                       workers=workers, app_id=app_id)
     finally:
         launcher.stop_all()
 

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from bench import e2e_bench
 from bench.e2e_bench import PROCESSED_METRIC, Sample, Services, Tally
 from bench.oneday_traffic import Day, DayPlan, make_day
-from services.demo.observe import metric_sum
+from services.demo.observe import members_sharing
 from services.stack.state import StackInfo
 
 log = logging.getLogger("bench.oneday")
@@ -47,10 +47,9 @@ OPEN_USAGE = "tollgate_processor_open_usage_partitions"
 
 def counters(services: Services) -> tuple[int, int, int]:
     """(processed of any outcome, done, open usage partitions) now."""
-    address = services.processor.metrics_address
-    handled = int(metric_sum(address, PROCESSED_METRIC))
-    counted = int(metric_sum(address, PROCESSED_METRIC, outcome="counted"))
-    open_usage = int(metric_sum(address, OPEN_USAGE))
+    handled = services.processor_sum(PROCESSED_METRIC)
+    counted = services.processor_sum(PROCESSED_METRIC, outcome="counted")
+    open_usage = services.processor_sum(OPEN_USAGE)
     return handled, services.ledgered() + handled - counted, open_usage
 
 
@@ -149,14 +148,14 @@ def committed_values(bootstrap: str, topic: str, timeout: float = 120.0) -> list
         consumer.close()
 
 
-def exactness(stack: StackInfo, services: Services, day: Day) -> dict[str, Any]:
-    """The ledger's totals, the alert set and the DLQ against the expectation."""
+def exactness(stack: StackInfo, services: Services, day: Day) -> tuple[dict[str, Any], Observed]:
+    """The ledger's totals, the alert set and the DLQ against the expectation; with what was observed."""
     ledger = ledger_usage(services)
     wrong = sorted(lic for lic in set(ledger) | set(day.usage) if ledger.get(lic) != day.usage.get(lic))
     alerts = committed_values(stack.kafka_bootstrap, services.topics["alerts"])
-    seen = {(a.get("data") or {}).get("alert_id") or a.get("id") for a in alerts}
+    seen = frozenset((a.get("data") or {}).get("alert_id") or a.get("id") for a in alerts)
     dlq = committed_values(stack.kafka_bootstrap, services.topics["dlq"])
-    return {
+    verdict = {
         "licensees_expected": len(day.usage),
         "licensees_differing": wrong[:20],
         "ledger_calls": sum(c for c, _ in ledger.values()),
@@ -174,6 +173,84 @@ def exactness(stack: StackInfo, services: Services, day: Day) -> dict[str, Any]:
         "dlq_seen": len(dlq),
         "dlq_exact": len(dlq) == day.too_late,
     }
+    return verdict, Observed(ledger, seen, len(dlq))
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one run's ledger, alerts topic and DLQ held: to compare runs of one day with each other."""
+
+    usage: dict[str, tuple[int, int]]
+    alert_ids: frozenset[str]
+    dlq: int
+
+
+def generate(calls: int, licensees: int) -> tuple[Day, dict[str, Any]]:
+    """The day of `calls` over `licensees` with its expectation, and the facts of it for the result."""
+    plan = DayPlan(calls=calls, licensees=licensees)
+    started = time.monotonic()
+    day = make_day(plan, uuid.uuid4().hex[:10])
+    return day, {
+        "plan": asdict(plan),
+        "day": day.day_start.strftime("%Y-%m-%d"),
+        "generate_seconds": round(time.monotonic() - started, 1),
+        "events_sent": day.sent,
+        "duplicates_sent": day.duplicates,
+        "late_counted": day.late,
+    }
+
+
+def run_day(
+    stack: StackInfo,
+    day: Day,
+    rate: float,
+    *,
+    ingest_workers: int = 2,
+    processors: int = 1,
+    ledgers: int = 1,
+    senders: int = 6,
+    sample_every: float = 5.0,
+    drain_timeout: float = 3_600.0,
+) -> tuple[dict[str, Any], Observed]:
+    """Run `day` through fresh services of this shape (own topics and groups); rates, drain, exactness.
+
+    With several processor workers the clock starts once their group is stable and each holds input
+    partitions, so the figures are of the group at work, not of it forming."""
+    result: dict[str, Any] = {
+        "target_rate": rate,
+        "ingest_workers": ingest_workers,
+        "processor_workers": processors,
+        "ledger_instances": ledgers,
+        "senders": senders,
+        "load_average_before": os.getloadavg(),
+    }
+    env = {"TOLLGATE_INGEST_WORKERS": str(ingest_workers), "TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS": "2"}
+    with tempfile.TemporaryDirectory(prefix="tollgate-oneday-") as workdir:
+        shape = {"processors": processors, "ledgers": ledgers}
+        licensees, agreements = day.plan.licensees, day.agreements
+        running = e2e_bench.running_services(stack, Path(workdir), licensees, agreements, env, **shape)
+        with running as services:
+            result["group_settled_s"] = round(wait_sharing(stack, services, processors), 1)
+            result["run"] = send_and_sample(services, day, rate, senders, sample_every)
+            result["load_average_after_send"] = os.getloadavg()
+            result["drain"] = drain(services, drain_timeout)
+            result["exactness"], observed = exactness(stack, services, day)
+    run_ = result["run"]
+    result["sustained_events_per_s"] = run_["through_all_three_per_s"]
+    result["lag_flat"] = not any(run_["lag_grew"].values())
+    result["exact"] = all(result["exactness"][k] for k in ("totals_exact", "alerts_exact", "dlq_exact"))
+    return result, observed
+
+
+def wait_sharing(stack: StackInfo, services: Services, members: int, timeout: float = 180.0) -> float:
+    """Wait until the processor group is stable with `members` workers holding input partitions; seconds."""
+    started = time.monotonic()
+    topic = services.topics["input"]
+    while members_sharing(stack.kafka_bootstrap, services.app_id, topic) != members:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{members} processor workers did not share {topic} within {timeout:.0f}s")
+        time.sleep(0.5)
+    return time.monotonic() - started
 
 
 def run(
@@ -188,46 +265,30 @@ def run(
     drain_timeout: float = 3_600.0,
 ) -> dict[str, Any]:
     """Generate the day, run it through the three services, and return rates, drain and exactness."""
-    plan = DayPlan(calls=calls, licensees=licensees)
-    started = time.monotonic()
-    day = make_day(plan, uuid.uuid4().hex[:10])
-    result: dict[str, Any] = {
-        "plan": asdict(plan),
-        "day": day.day_start.strftime("%Y-%m-%d"),
-        "generate_seconds": round(time.monotonic() - started, 1),
-        "events_sent": day.sent,
-        "duplicates_sent": day.duplicates,
-        "late_counted": day.late,
-        "target_rate": rate,
-        "ingest_workers": ingest_workers,
-        "senders": senders,
-        "load_average_before": os.getloadavg(),
-    }
-    env = {"TOLLGATE_INGEST_WORKERS": str(ingest_workers), "TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS": "2"}
-    with tempfile.TemporaryDirectory(prefix="tollgate-oneday-") as workdir:
-        running = e2e_bench.running_services(stack, Path(workdir), licensees, day.agreements, env)
-        with running as services:
-            result["run"] = send_and_sample(services, day, rate, senders, sample_every)
-            result["load_average_after_send"] = os.getloadavg()
-            result["drain"] = drain(services, drain_timeout)
-            result["exactness"] = exactness(stack, services, day)
-    run_ = result["run"]
-    result["sustained_events_per_s"] = run_["through_all_three_per_s"]
-    result["lag_flat"] = not any(run_["lag_grew"].values())
-    result["exact"] = all(result["exactness"][k] for k in ("totals_exact", "alerts_exact", "dlq_exact"))
-    return result
+    day, result = generate(calls, licensees)
+    measured, _ = run_day(
+        stack, day, rate, ingest_workers=ingest_workers, senders=senders, sample_every=sample_every,
+        drain_timeout=drain_timeout,
+    )
+    return {**result, **measured}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point: JSON on stdout; 1 when the run was not exact."""
+def day_parser(description: str | None) -> argparse.ArgumentParser:
+    """A command line taking the day's size (--calls, --licensees), --rate and --senders."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=2_100_000)
     parser.add_argument("--licensees", type=int, default=200)
     parser.add_argument("--rate", type=float, default=5_000.0, help="target events/s posted")
-    parser.add_argument("--ingest-workers", type=int, default=2)
     parser.add_argument("--senders", type=int, default=6)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point: JSON on stdout; 1 when the run was not exact."""
+    parser = day_parser(__doc__)
+    parser.add_argument("--ingest-workers", type=int, default=2)
     args = parser.parse_args(argv)
     stack = e2e_bench.cli_stack(parser)
     result = run(

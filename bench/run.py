@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark on a local stack and write BENCHMARKS.md and bench-results/latest.json.
 
-    python -m bench.run [--quick] [--only ingest,processor,ledger,kafka,e2e,oneday]
+    python -m bench.run [--quick] [--only ingest,processor,ledger,kafka,e2e,oneday,workers]
 
 Uses the stack in $TOLLGATE_* when TOLLGATE_KAFKA_BOOTSTRAP is set; otherwise starts a throwaway
 LocalStack under /tmp and stops it afterwards. Each part runs in turn; a part that fails is recorded
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest_report import ingest_rows
-from bench.oneday_report import oneday_rows
+from bench.oneday_report import oneday_rows, workers_rows
 from bench.processor_report import processor_rows
 from bench.report_rows import TARGETS, Row, _fmt, dig, median, meets
 from bench.summary import render_summary
@@ -40,8 +40,9 @@ from services.stack.state import StackInfo
 log = logging.getLogger("bench.run")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PLANS = REPO_ROOT / "bench-results" / "ledger_month_plans.txt"  # EXPLAIN ANALYZE of the month's reads
-PARTS = ("ingest", "processor", "ledger", "kafka", "e2e", "oneday")
-ORDER = ("kafka", "ingest", "processor", "ledger", "e2e", "oneday")  # kafka first: ingest's ratio uses it
+PARTS = ("ingest", "processor", "ledger", "kafka", "e2e", "oneday", "workers")
+# kafka first: ingest's ratio uses it
+ORDER = ("kafka", "ingest", "processor", "ledger", "e2e", "oneday", "workers")
 
 
 # ------------------------------------------------------------------------------------------------ maths
@@ -148,6 +149,7 @@ def stage_rows(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Row]]:
         "kafka": kafka_rows,
         "e2e": lambda r: e2e_rows(r, ok("processor")),
         "oneday": oneday_rows,
+        "workers": workers_rows,
     }
     rows = {}
     for name, build in builders.items():
@@ -198,6 +200,7 @@ TITLES = {
     "kafka": "Kafka ProducerPerformance (the broker's ceiling)",
     "e2e": "End to end (ingest -> processor -> ledger, sustained)",
     "oneday": "One day (2.1 M calls, 200 licensees, over HTTP through all three, exactness)",
+    "workers": "Many workers: the day through 2 ingest / 3 processor workers / 2 ledgers against 1 / 1 / 1",
 }
 
 
@@ -444,6 +447,17 @@ def run_oneday(stack: StackInfo, quick: bool) -> dict[str, Any]:
     return oneday.run(stack)
 
 
+def run_workers(stack: StackInfo, quick: bool) -> dict[str, Any]:
+    """bench.oneday_workers: TOLLGATE_BENCH_WORKERS_CALLS (500,000) calls of the day, single then many
+    workers (--quick: 20,000)."""
+    from bench import oneday_workers
+
+    if quick:
+        return oneday_workers.run(stack, calls=20_000, licensees=20, rate=2_000.0)
+    # A quarter of the day by default: it runs twice, and the full day is already the oneday part.
+    return oneday_workers.run(stack, calls=int(os.environ.get("TOLLGATE_BENCH_WORKERS_CALLS", "500000")))
+
+
 RUNNERS: dict[str, Callable[[StackInfo, bool], dict[str, Any]]] = {
     "kafka": run_kafka,
     "ingest": run_ingest,
@@ -451,6 +465,7 @@ RUNNERS: dict[str, Callable[[StackInfo, bool], dict[str, Any]]] = {
     "ledger": run_ledger,
     "e2e": run_e2e,
     "oneday": run_oneday,
+    "workers": run_workers,
 }
 HOW = {
     "kafka": "Median of the runs; java ProducerPerformance, `--throughput -1`, 6 partitions, no keys.",
@@ -476,6 +491,11 @@ HOW = {
     "threads to 2 ingest processes; processor and ledger as `tollgate serve` processes (usage flushed every "
     "2 s); rates are slopes of 5 s samples while sending; the drain ends when every accepted event was "
     "decided, no usage bucket is open and the ledger held still 6 s; exactness against the pure domain.",
+    "workers": "`bench.oneday_workers`: one generated day run as bench.oneday does, first with 1 ingest "
+    "process, 1 processor worker and 1 ledger instance, then with 2, 3 and 2 (fresh topics and groups each; "
+    "the clock starts once the 3 workers hold partitions); processor counters summed over the workers; each "
+    "run's exactness against the pure domain, and the many-worker run's totals, alert ids and DLQ against "
+    "the single-worker run's. No worker is killed here (tests/chaos/test_many_workers.py does).",
 }
 
 

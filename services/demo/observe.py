@@ -61,3 +61,18 @@ def metric_sum(address: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def members_sharing(bootstrap: str, group: str, topic: str) -> int:
+    """How many members of consumer group `group` hold partitions of `topic`: 0 unless the group is stable
+    and every member holds some (a group still forming, or one with an idle member, is not sharing yet)."""
+    from confluent_kafka import ConsumerGroupState  # type: ignore[import-untyped]
+    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped]
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    except Exception:  # a group not formed yet, or the broker busy: not sharing, ask again
+        return 0
+    held = [[tp for tp in m.assignment.topic_partitions if tp.topic == topic] for m in described.members]
+    return len(held) if described.state == ConsumerGroupState.STABLE and all(held) else 0

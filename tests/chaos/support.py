@@ -35,7 +35,7 @@ from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.core.events import ApiCall
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import RunningService, ServiceLauncher
-from services.demo.observe import metric_sum, read_topic
+from services.demo.observe import members_sharing, metric_sum, read_topic
 from services.demo.scenario import AGREEMENTS_FILE
 from services.processor.domain import usage as usage_domain
 from services.processor.domain.simulate import Simulation, by_licensee
@@ -223,10 +223,33 @@ def private_stack(label: str) -> Iterator[LocalStack]:
 SERVICE_ENV = {"TOLLGATE_LEDGER_BILLING_START": "2099-01"}
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How many of each service a deployment runs: processor workers (one consumer group), ledger
+    instances (one consumer group each topic) and ingest processes on one port."""
+
+    processors: int = 1
+    ledgers: int = 1
+    ingest_workers: int = 1
+
+    def services(self) -> list[str]:
+        """The services' keys in start order: the first of a kind is its plain name, then "<name>-2", ..."""
+        def named(service: str, count: int) -> list[str]:
+            return [service, *(f"{service}-{n}" for n in range(2, count + 1))]
+
+        return [*named("ledger", self.ledgers), *named("processor", self.processors), "ingest"]
+
+    def env(self) -> dict[str, str]:
+        """The services' environment for this shape."""
+        workers = {"TOLLGATE_INGEST_WORKERS": str(self.ingest_workers)} if self.ingest_workers > 1 else {}
+        return {**SERVICE_ENV, **workers}
+
+
 class Deployment:
     """The three services on one private stack, with the faults a test can inject."""
 
-    def __init__(self, stack: LocalStack, agreements: Sequence[Agreement], sources: Iterable[str]) -> None:
+    def __init__(self, stack: LocalStack, agreements: Sequence[Agreement], sources: Iterable[str],
+                 shape: Shape = Shape()) -> None:
         self.stack = stack
         info = stack.info()
         assert info is not None
@@ -239,7 +262,8 @@ class Deployment:
             "ingest": store.create("chaos-gateways", "ingest", sorted(set(sources))),
             "finance": store.create("chaos-finance", "finance"),
         }
-        self.launcher = ServiceLauncher(self.info, self.workdir, tokens_file, SERVICE_ENV)
+        self.shape = shape
+        self.launcher = ServiceLauncher(self.info, self.workdir, tokens_file, shape.env())
         self.agreements = list(agreements)
         self.restarts: Counter[str] = Counter()
 
@@ -255,18 +279,25 @@ class Deployment:
         # A topic created a moment ago can still answer NotLeaderForPartition: retry, as an operator would.
         wait_for(lambda: _published(publish_agreements, self.info.kafka_bootstrap, self.agreements, ends), 60,
                  "the agreements topic to take the agreements", interval=1.0)
-        for key in ("ledger", "processor", "ingest"):
+        for key in self.shape.services():
             self.start_service(key)
         wait_consumed(self.info.database_url, topics.AGREEMENTS, ends, 60)
+        if self.shape.processors > 1:  # else the first batches would meet the group still forming
+            wait_group_shares(self.info.kafka_bootstrap, PROCESSOR_GROUP, topics.API_CALLS,
+                              self.shape.processors)
+        if self.shape.ingest_workers > 1:  # ready means one process ready: the senders' connections would
+            port = self.service("ingest").ports["http"]  # all meet it if they came before the others bound
+            wait_for(lambda: listeners(port) == self.shape.ingest_workers, 60, f"ingest processes on {port}")
 
     def start_service(self, key: str) -> RunningService:
-        """Start (or start again, same data dir) one service and wait until it is ready."""
+        """Start (or start again, same data dir) one service (a key of `Shape.services`) and wait until it is
+        ready."""
         starter = {
             "ingest": self.launcher.start_ingest,
             "ledger": self.launcher.start_ledger,
             "processor": self.launcher.start_processor,
-        }[key]
-        return starter()
+        }[key.partition("-")[0]]
+        return starter(key=key)
 
     def kill(self, key: str) -> None:
         """kill -9 one service: no shutdown hook runs."""
@@ -290,13 +321,24 @@ class Deployment:
         """Whether each started service still runs."""
         return {key: s.process.poll() is None for key, s in self.launcher.running.items()}
 
+    def processor_keys(self) -> list[str]:
+        """The keys of the processor workers running now."""
+        return [key for key in self.launcher.running if key.partition("-")[0] == "processor"]
+
+    def decided_by(self) -> dict[str, int]:
+        """Decisions each running processor worker took since it started (0 while it is not answering)."""
+        decided = {}
+        for key in self.processor_keys():
+            try:
+                address = self.service(key).metrics_address
+                decided[key] = int(metric_sum(address, "tollgate_processor_events_total"))
+            except (httpx.HTTPError, KeyError):
+                decided[key] = 0
+        return decided
+
     def processed(self) -> int:
-        """Decisions the current processor process has taken (0 while it is not answering)."""
-        try:
-            address = self.service("processor").metrics_address
-            return int(metric_sum(address, "tollgate_processor_events_total"))
-        except (httpx.HTTPError, KeyError):
-            return 0
+        """Decisions the current processor processes have taken, summed over the workers."""
+        return sum(self.decided_by().values())
 
     def ledger_calls(self) -> int:
         """Calls the ledger's usage rows add up to now (0 while PostgreSQL is down)."""
@@ -321,11 +363,15 @@ class Deployment:
         return all(stored.get(key) == totals for key, totals in wanted.items())
 
     def open_usage_partitions(self) -> int | None:
-        """Input partitions where the running processor holds usage buckets not yet sent as billable
-        deltas (None while it is not answering)."""
+        """Input partitions where the running processor workers hold usage buckets not yet sent as billable
+        deltas (None while one of them is not answering, or none runs)."""
+        if not self.processor_keys():
+            return None
         try:
-            address = self.service("processor").metrics_address
-            return int(metric_sum(address, "tollgate_processor_open_usage_partitions"))
+            return sum(
+                int(metric_sum(self.service(key).metrics_address, "tollgate_processor_open_usage_partitions"))
+                for key in self.processor_keys()
+            )
         except (httpx.HTTPError, KeyError):
             return None
 
@@ -363,10 +409,11 @@ def _published(publish: Callable[[str, Sequence[Agreement]], dict[int, int]], bo
 
 
 @contextlib.contextmanager
-def deployment(label: str, calls: Sequence[ApiCall], agreements: Sequence[Agreement]) -> Iterator[Deployment]:
-    """A private stack with the three services started and the agreements loaded; torn down after."""
+def deployment(label: str, calls: Sequence[ApiCall], agreements: Sequence[Agreement],
+               shape: Shape = Shape()) -> Iterator[Deployment]:
+    """A private stack with the services of `shape` started and the agreements loaded; torn down after."""
     with private_stack(label) as stack:
-        deployed = Deployment(stack, agreements, {c.source for c in calls})
+        deployed = Deployment(stack, agreements, {c.source for c in calls}, shape)
         try:
             deployed.start()
             yield deployed
@@ -402,6 +449,19 @@ def holds_within(condition: Callable[[], bool], timeout: float, what: str, inter
             return False
         time.sleep(interval)
     return True
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:`port` now (SO_REUSEPORT lets each ingest process bind one)."""
+    local = f"0100007F:{port:04X}"
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[1] == local and row[3] == "0A")  # 0A: TCP_LISTEN
+
+
+def wait_group_shares(bootstrap: str, group: str, topic: str, members: int, timeout: float = 120.0) -> float:
+    """Wait until `group` is stable with `members` members, each assigned some partition of `topic`."""
+    return wait_for(lambda: members_sharing(bootstrap, group, topic) == members, timeout,
+                    f"{members} members of {group} to share {topic}", interval=0.5)
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -743,14 +803,15 @@ HOLD_AT = 0.6  # no batch past this share of the load goes out before the fault 
 
 
 def run_fault(name: str, label: str, fault: Fault, sends: Sequence[list[dict[str, Any]]] | None = None,
-              before_send: BeforeSend | None = None) -> FaultRun:
+              before_send: BeforeSend | None = None, shape: Shape = Shape()) -> FaultRun:
     """On a private stack: send the scenario (batches of 200, four senders, paced), inject `fault` while
     it flows, wait until everything settled, compare with the expectation, and record a results row.
     `fault` gets the deployment, the senders and a dict to put facts in (for the notes and asserts);
-    `sends` replaces the batches, and `before_send(deployed, k)` runs before the k-th send."""
+    `sends` replaces the batches, `before_send(deployed, k)` runs before the k-th send, and `shape` says
+    how many of each service run."""
     chosen = scenario()
     facts: dict[str, Any] = {}
-    with deployment(label, chosen.calls, chosen.agreements) as deployed:
+    with deployment(label, chosen.calls, chosen.agreements, shape) as deployed:
         try:
             started = time.monotonic()
             plan = sends if sends is not None else batches(chosen.events)
@@ -793,7 +854,8 @@ def note_fault(facts: dict[str, Any], senders: Senders, done: int, total: int, u
     facts["batches_unsent"] = senders.batches_unsent
 
 
-NOTE_FACTS = ("at", "in_flight_at_kill", "down_seconds", "hits", "failed_requests", "copies")
+NOTE_FACTS = ("at", "in_flight_at_kill", "killed", "decided_by_worker", "down_seconds", "hits",
+              "failed_requests", "copies", "ingest_requests_by_worker")
 
 
 def fraction_of(total: int, fraction: float) -> int:
