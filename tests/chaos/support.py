@@ -394,6 +394,8 @@ class Deployment:
 
     def discard(self) -> None:
         """kill -9 every service: the stack is thrown away, nothing needs a clean shutdown."""
+        if self.shape.ingest_workers > 1:  # but a killed supervisor would leave its metrics dir in /tmp
+            self.launcher.stop("ingest")
         for key in list(self.launcher.running):
             self.launcher.kill(key)
 
