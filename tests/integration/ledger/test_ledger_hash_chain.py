@@ -20,11 +20,11 @@ from services.core.clock import FixedClock
 from services.core.events import UsageRecorded
 from services.core.tokens import InMemoryTokenStore
 from services.ledger.adapters.http.api import create_app
-from services.ledger.adapters.kafka.consumer import COPY_STAGING, INSERT_USAGE, STAGING_DDL
+from services.ledger.adapters.kafka.consumer import prepare_staging, store_usage
 from services.ledger.adapters.postgres.chain_store import verify
 from services.ledger.adapters.postgres.db import url_connector
 from services.ledger.adapters.postgres.migrate import MIGRATIONS_DIR, apply_migrations
-from services.ledger.domain.codec import USAGE_COLUMNS, USAGE_TYPES, to_row
+from services.ledger.domain.codec import USAGE_COLUMNS, to_row
 from services.ledger.settings import LedgerSettings, role_of
 
 pytestmark = pytest.mark.integration
@@ -36,13 +36,9 @@ ADJUSTMENT = """INSERT INTO ledger_entries (licensee_id, kind, amount_minor, cur
 def fast_path(db: LedgerDb, usages: list[UsageRecorded]) -> int:
     """The consumer's write: COPY into its staging table, then its INSERT, as the service role."""
     with psycopg.connect(db.app_url) as conn, conn.cursor() as cursor:
-        cursor.execute(STAGING_DDL)
-        with cursor.copy(COPY_STAGING) as copy:
-            copy.set_types(list(USAGE_TYPES))
-            for offset, usage in enumerate(usages):
-                copy.write_row(to_row(usage, "t.billable", offset % 3, offset))
-        cursor.execute(INSERT_USAGE)
-        return cursor.rowcount
+        prepare_staging(conn)
+        rows = [to_row(usage, "t.billable", offset % 3, offset) for offset, usage in enumerate(usages)]
+        return store_usage(cursor, rows)
 
 
 def test_rows_written_by_the_fast_path_with_repeats_form_one_intact_chain_per_licensee(

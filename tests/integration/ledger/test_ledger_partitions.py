@@ -13,10 +13,10 @@ from ledger_support import LedgerDb, produce, settings_for
 
 from services.cli import main as cli
 from services.core.events import UsageRecorded
-from services.ledger.adapters.kafka.consumer import COPY_STAGING, INSERT_USAGE, STAGING_DDL, LedgerConsumer
+from services.ledger.adapters.kafka.consumer import LedgerConsumer, prepare_staging, store_usage
 from services.ledger.adapters.postgres.chain_store import heads, verify
 from services.ledger.adapters.postgres.partitions import MonthPartitions, attached, detach
-from services.ledger.domain.codec import USAGE_TYPES, to_row
+from services.ledger.domain.codec import to_row
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +44,10 @@ def write(db: LedgerDb, usages: list[UsageRecorded], ensure: bool = True) -> int
     with psycopg.connect(db.app_url) as conn:
         if ensure:
             MonthPartitions().ensure(conn, (u.period_start for u in usages))
+        prepare_staging(conn)
+        rows = [to_row(usage, "t.billable", 0, offset) for offset, usage in enumerate(usages)]
         with conn.cursor() as cursor:
-            cursor.execute(STAGING_DDL)
-            with cursor.copy(COPY_STAGING) as copy:
-                copy.set_types(list(USAGE_TYPES))
-                for offset, usage in enumerate(usages):
-                    copy.write_row(to_row(usage, "t.billable", 0, offset))
-            cursor.execute(INSERT_USAGE)
-            return cursor.rowcount
+            return store_usage(cursor, rows)
 
 
 def test_the_consumer_creates_the_partition_of_each_month_as_it_arrives(

@@ -35,19 +35,33 @@ STAGING_DDL = (
     "ON COMMIT DELETE ROWS"
 )
 COPY_STAGING = f"COPY ledger_usage_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-# The column list is a constant of this module, never input: nothing outside reaches this string.
-# Each usage_id once: the batch's own repeats collapse to the earliest offset, stored ones are left out.
-# No ON CONFLICT: the hash-chain trigger (migration 0005) must never link a row that is then skipped, so a
-# concurrent writer of the same usage_id is a unique violation, rolled back and retried like any failure.
-# Rows go in licensee order: the trigger locks each licensee's chain until commit, and one order for every
-# writer means two consumers on the same partitions cannot deadlock.
-INSERT_USAGE = (
-    f"INSERT INTO usage_entries ({_COLUMNS}) SELECT {_COLUMNS} FROM ("  # noqa: S608
-    f"SELECT DISTINCT ON (usage_id) {_COLUMNS} FROM ledger_usage_staging "
-    "ORDER BY usage_id, kafka_partition, kafka_offset) AS s "
-    "WHERE NOT EXISTS (SELECT 1 FROM usage_entries u WHERE u.usage_id = s.usage_id) "
-    "ORDER BY licensee_id, kafka_partition, kafka_offset"
-)
+# The owner's ledger_append_usage (migration 0013) reads the staging table: SELECT on it for that role.
+GRANT_STAGING = """DO $$ BEGIN
+    EXECUTE format('GRANT SELECT ON pg_temp.ledger_usage_staging TO %I', (SELECT pg_get_userbyid(proowner)
+        FROM pg_proc WHERE oid = 'ledger_append_usage()'::regprocedure));
+END $$"""
+# Each usage_id once (the batch's repeats collapse to the earliest offset, stored ones are left out), linked
+# into its licensee's hash chain, in one call: the row trigger's work per batch instead of per row. No ON
+# CONFLICT: a row is never linked and then skipped, so a concurrent writer of the same usage_id is a unique
+# violation, rolled back and retried like any failure. Licensee order for the chains' locks: two consumers
+# on the same partitions cannot deadlock.
+INSERT_USAGE = "SELECT ledger_append_usage()"
+
+
+def prepare_staging(conn: psycopg.Connection) -> None:
+    """The session's staging table, readable by the function that stores it."""
+    conn.execute(STAGING_DDL)
+    conn.execute(GRANT_STAGING)
+
+
+def store_usage(cursor: psycopg.Cursor[Any], rows: Sequence[Any]) -> int:
+    """COPY `rows` into staging and store the new ones, chained, in the open transaction; return how many."""
+    with cursor.copy(COPY_STAGING) as copy:
+        copy.set_types(list(USAGE_TYPES))
+        for row in rows:
+            copy.write_row(row)
+    stored = cursor.execute(INSERT_USAGE).fetchone()
+    return int(stored[0]) if stored else 0
 
 
 class LedgerConsumer(TopicConsumer):
@@ -84,12 +98,7 @@ class LedgerConsumer(TopicConsumer):
 
     def _insert(self, cursor: psycopg.Cursor[Any], rows: Sequence[Any]) -> int:
         """Store the batch's new rows inside its open transaction; return how many were new."""
-        with cursor.copy(COPY_STAGING) as copy:
-            copy.set_types(list(USAGE_TYPES))
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(INSERT_USAGE)
-        return cursor.rowcount
+        return store_usage(cursor, rows)
 
     def _before_write(self, rows: Sequence[Any]) -> None:
         """Outside the batch's transaction: the month partitions its usage rows need."""
@@ -98,7 +107,7 @@ class LedgerConsumer(TopicConsumer):
 
     def _prepare(self, conn: psycopg.Connection) -> None:
         """Session setup on a new connection: the staging table the COPY fills."""
-        conn.execute(STAGING_DDL)
+        prepare_staging(conn)
 
     def _lag(self) -> Gauge:
         return self.metrics.lag
