@@ -50,8 +50,11 @@ START = datetime(2026, 9, 1, tzinfo=UTC)
 # The write path as it was before the hash chains (issue 16 item 4 compares with it): the same schema with
 # the chain trigger and its CHECK dropped, as the owner, on the run's throwaway schema only, and the
 # consumer's one call (ledger_append_usage, migration 0013) storing the same rows without linking them.
+# CREATE OR REPLACE drops a function's settings: 0014's, which keep its duplicate check on index probes,
+# are given again so both variants check duplicates alike.
 UNCHAINED_APPEND = f"""CREATE OR REPLACE FUNCTION ledger_append_usage() RETURNS bigint LANGUAGE plpgsql
-    SECURITY DEFINER AS $$
+    SECURITY DEFINER SET enable_hashjoin TO off SET enable_mergejoin TO off SET enable_seqscan TO off
+    SET enable_bitmapscan TO off SET jit TO off AS $$
 DECLARE stored bigint;
 BEGIN
     INSERT INTO usage_entries ({", ".join(USAGE_COLUMNS)})
