@@ -38,7 +38,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from bench import e2e_bench
 from bench.e2e_bench import PROCESSED_METRIC, Sample, Services, Tally
 from bench.oneday_traffic import Day, DayPlan, make_day
-from services.demo.observe import members_sharing
+from services.demo.observe import wait_members_sharing
 from services.stack.state import StackInfo
 
 log = logging.getLogger("bench.oneday")
@@ -230,7 +230,9 @@ def run_day(
         licensees, agreements = day.plan.licensees, day.agreements
         running = e2e_bench.running_services(stack, Path(workdir), licensees, agreements, env, **shape)
         with running as services:
-            result["group_settled_s"] = round(wait_sharing(stack, services, processors), 1)
+            bootstrap, input_topic = stack.kafka_bootstrap, services.topics["input"]
+            settled = wait_members_sharing(bootstrap, services.app_id, input_topic, processors, 180.0)
+            result["group_settled_s"] = round(settled, 1)
             result["run"] = send_and_sample(services, day, rate, senders, sample_every)
             result["load_average_after_send"] = os.getloadavg()
             result["drain"] = drain(services, drain_timeout)
@@ -240,17 +242,6 @@ def run_day(
     result["lag_flat"] = not any(run_["lag_grew"].values())
     result["exact"] = all(result["exactness"][k] for k in ("totals_exact", "alerts_exact", "dlq_exact"))
     return result, observed
-
-
-def wait_sharing(stack: StackInfo, services: Services, members: int, timeout: float = 180.0) -> float:
-    """Wait until the processor group is stable with `members` workers holding input partitions; seconds."""
-    started = time.monotonic()
-    topic = services.topics["input"]
-    while members_sharing(stack.kafka_bootstrap, services.app_id, topic) != members:
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{members} processor workers did not share {topic} within {timeout:.0f}s")
-        time.sleep(0.5)
-    return time.monotonic() - started
 
 
 def run(

@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.core.events import loads
-from services.core.security import PLAINTEXT, KafkaSecurity
+from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 
 
 def read_topic(
@@ -63,16 +63,34 @@ def metric_sum(address: str, name: str, **labels: str) -> float:
     return total
 
 
-def members_sharing(bootstrap: str, group: str, topic: str) -> int:
+def members_sharing(bootstrap: str, group: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> int:
     """How many members of consumer group `group` hold partitions of `topic`: 0 unless the group is stable
     and every member holds some (a group still forming, or one with an idle member, is not sharing yet)."""
     from confluent_kafka import ConsumerGroupState  # type: ignore[import-untyped]
     from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **librdkafka_options(security)})
     try:
         described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
     except Exception:  # a group not formed yet, or the broker busy: not sharing, ask again
         return 0
     held = [[tp for tp in m.assignment.topic_partitions if tp.topic == topic] for m in described.members]
     return len(held) if described.state == ConsumerGroupState.STABLE and all(held) else 0
+
+
+def wait_members_sharing(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    members: int,
+    timeout: float,
+    security: KafkaSecurity = PLAINTEXT,
+) -> float:
+    """Wait until `group` is stable with `members` members, each holding partitions of `topic`; the
+    seconds it took. TimeoutError names the group and topic."""
+    started = time.monotonic()
+    while members_sharing(bootstrap, group, topic, security) != members:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{members} members of {group} did not share {topic} within {timeout:.0f}s")
+        time.sleep(0.5)
+    return time.monotonic() - started

@@ -35,7 +35,7 @@ from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.core.events import ApiCall
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import RunningService, ServiceLauncher
-from services.demo.observe import members_sharing, metric_sum, read_topic
+from services.demo.observe import metric_sum, read_topic, wait_members_sharing
 from services.demo.scenario import AGREEMENTS_FILE
 from services.processor.domain import usage as usage_domain
 from services.processor.domain.simulate import Simulation, by_licensee
@@ -283,8 +283,8 @@ class Deployment:
             self.start_service(key)
         wait_consumed(self.info.database_url, topics.AGREEMENTS, ends, 60)
         if self.shape.processors > 1:  # else the first batches would meet the group still forming
-            wait_group_shares(self.info.kafka_bootstrap, PROCESSOR_GROUP, topics.API_CALLS,
-                              self.shape.processors)
+            wait_members_sharing(self.info.kafka_bootstrap, PROCESSOR_GROUP, topics.API_CALLS,
+                                 self.shape.processors, 120.0)
         if self.shape.ingest_workers > 1:  # ready means one process ready: the senders' connections would
             port = self.service("ingest").ports["http"]  # all meet it if they came before the others bound
             wait_for(lambda: listeners(port) == self.shape.ingest_workers, 60, f"ingest processes on {port}")
@@ -458,12 +458,6 @@ def listeners(port: int) -> int:
     local = f"0100007F:{port:04X}"
     rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
     return sum(1 for row in rows if row[1] == local and row[3] == "0A")  # 0A: TCP_LISTEN
-
-
-def wait_group_shares(bootstrap: str, group: str, topic: str, members: int, timeout: float = 120.0) -> float:
-    """Wait until `group` is stable with `members` members, each assigned some partition of `topic`."""
-    return wait_for(lambda: members_sharing(bootstrap, group, topic) == members, timeout,
-                    f"{members} members of {group} to share {topic}", interval=0.5)
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

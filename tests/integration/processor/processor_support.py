@@ -22,13 +22,11 @@ import httpx
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    ConsumerGroupState,
     KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
@@ -39,6 +37,7 @@ from services.core.agreements import Agreement, load_agreements, parse_agreement
 from services.core.events import ApiCall, dumps, loads
 from services.core.security import PLAINTEXT, KafkaSecurity, librdkafka_options
 from services.demo.launcher import free_port
+from services.demo.observe import members_sharing
 from services.demo.scenario import AGREEMENTS_FILE
 from services.processor.domain import usage
 from services.processor.domain.groups import decide_group, group_call
@@ -404,18 +403,12 @@ class Workers:
 
     def wait_members(self, count: int, timeout: float = 90.0) -> None:
         """Wait until the group is stable with `count` members, each assigned some input partition."""
-
-        def settled() -> bool:
-            admin = AdminClient({"bootstrap.servers": self.broker, **librdkafka_options(self.security)})
-            group = admin.describe_consumer_groups([self.app_id], request_timeout=10)[self.app_id].result()
-            inputs = [
-                [tp for tp in m.assignment.topic_partitions if tp.topic == self.topics.input]
-                for m in group.members
-            ]
-            stable = group.state == ConsumerGroupState.STABLE
-            return stable and len(inputs) == count and all(inputs)
-
-        wait_until(settled, timeout, f"{count} workers to share the input partitions", interval=0.5)
+        wait_until(
+            lambda: members_sharing(self.broker, self.app_id, self.topics.input, self.security) == count,
+            timeout,
+            f"{count} workers to share the input partitions",
+            interval=0.5,
+        )
 
     def drain_supervised(self, worker: Worker, name: str, timeout: float = 180.0) -> list[Worker]:
         """`wait_drained`, starting the worker `name` again whenever it exits, as its supervisor
