@@ -25,6 +25,7 @@ from services.processor.batch import Known
 from services.processor.health import Health
 from services.processor.metrics import ProcessorMetrics
 from services.processor.settings import ProcessorSettings
+from services.processor.sweep_floor import install as sweep_from_floor
 from services.processor.ticker import Ticker, TickSender
 from services.processor.violations import ViolationsView
 
@@ -159,4 +160,6 @@ def bootstrap(
     metrics.open_usage_from(ticker.open_partitions)
     app.known = Known(pipeline.remember)
     pipeline.build(app, settings, metrics, agreements, clock, ticker, app.known)
+    if settings.sweep_from_floor:
+        log.debug("TTL sweep from a floor on %d stores", sweep_from_floor(app._state_manager.stores))
     return Worker(app, agreements, health or Health(), settings, violations, topics_ready, ticker, ticks)

@@ -46,6 +46,8 @@ class ProcessorSettings:
     # A licensee's open usage buckets leave as billable deltas once the oldest is this old (processing
     # time): the ledger's rows per bucket-hour are about 3600 / this (README "Billable usage").
     usage_flush_seconds: float = 300.0
+    # quix's TTL sweep starts at the last one's end (sweep_floor.py); off gives quix's walk from b"".
+    sweep_from_floor: bool = True
     # TLS/SASL towards Kafka: quix-streams (librdkafka) and the agreements view; repr hides secrets.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -94,6 +96,7 @@ class ProcessorSettings:
                 environ, "TOLLGATE_PROCESSOR_TRANSACTION_TIMEOUT_SECONDS", 10.0, 1.0
             ),
             usage_flush_seconds=_usage_flush(environ),
+            sweep_from_floor=_switch(environ, "TOLLGATE_PROCESSOR_SWEEP_FROM_FLOOR", True),
             kafka_security=KafkaSecurity.from_env(environ),
         )
 
@@ -113,6 +116,15 @@ def _usage_flush(environ: Mapping[str, str]) -> float:
         # Finance would wait longer than an hour bucket to see usage it could already bill.
         raise SettingsError("TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS must be at most 3600")
     return seconds
+
+
+def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("true", "false", "1", "0", "on", "off"):
+        raise SettingsError(f"{name} must be true or false")
+    return value in ("true", "1", "on")
 
 
 def _compression(environ: Mapping[str, str]) -> str | None:

@@ -90,3 +90,15 @@ def test_settings_default_to_the_design_topics_and_bounds() -> None:
 def test_settings_refuse_a_missing_or_malformed_environment(environ: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         ProcessorSettings.from_env(environ)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", True), ("off", False), ("FALSE", False), ("1", True)])
+def test_the_sweep_from_a_floor_is_on_unless_switched_off(value: str, expected: bool) -> None:
+    environ = {"TOLLGATE_KAFKA_BOOTSTRAP": "h:1", "TOLLGATE_PROCESSOR_SWEEP_FROM_FLOOR": value}
+    assert ProcessorSettings.from_env(environ).sweep_from_floor is expected
+
+
+def test_a_sweep_switch_that_is_not_a_boolean_is_refused_by_name() -> None:
+    environ = {"TOLLGATE_KAFKA_BOOTSTRAP": "h:1", "TOLLGATE_PROCESSOR_SWEEP_FROM_FLOOR": "maybe"}
+    with pytest.raises(SettingsError, match="TOLLGATE_PROCESSOR_SWEEP_FROM_FLOOR"):
+        ProcessorSettings.from_env(environ)
