@@ -50,18 +50,25 @@ GOVERNMENT_BY_ROW = f"""SELECT u.org_id, min(u.first_at), max(u.last_at), sum(u.
 
 
 def usage_by_row(query: usage_query.UsageQuery) -> sql.Composed:
-    """/v1/usage's statement before 0012: every row judged by its own event time."""
+    """/v1/usage's statement before 0012: every row judged by its own event time, its window clipped."""
     dims = [sql.Identifier(usage_query.DIMENSIONS[n]) for n in query.group_by]
     at = sql.SQL(AT.replace("u.", ""))
     window = sql.SQL("date_trunc({}, {}, 'UTC')").format(sql.Literal(query.window), at) if query.window \
         else sql.SQL("NULL::timestamptz")  # fmt: skip
     keys = sql.SQL(", ").join([sql.Identifier("licensee_id"), sql.SQL("window_start"), *dims])
+    step = sql.SQL("interval {}").format(sql.Literal(f"1 {query.window}")) if query.window \
+        else sql.SQL("NULL")  # fmt: skip
     return sql.SQL(
-        """SELECT licensee_id, {window} AS window_start{dims}, sum(calls), sum(records) FROM usage_entries
-        WHERE licensee_id = %(licensee)s AND period_start >= date_trunc('hour', %(start)s::timestamptz, 'UTC')
-          AND period_start < %(end)s AND {at} >= %(start)s AND {at} < %(end)s
+        """SELECT licensee_id, greatest(window_start, %(start)s),
+                  least((window_start AT TIME ZONE 'UTC' + {step}) AT TIME ZONE 'UTC', %(end)s){dims},
+                  sum(calls)::bigint, sum(records)::bigint FROM (
+            SELECT *, {window} AS window_start FROM usage_entries WHERE licensee_id = %(licensee)s
+              AND period_start >= date_trunc('hour', %(start)s::timestamptz, 'UTC')
+              AND period_start < %(end)s AND {at} >= %(start)s AND {at} < %(end)s) AS u
         GROUP BY {keys} ORDER BY window_start, {keys} LIMIT %(limit)s"""
-    ).format(window=window, at=at, keys=keys, dims=sql.SQL("").join(sql.SQL(", ") + d for d in dims))
+    ).format(
+        window=window, at=at, keys=keys, step=step, dims=sql.SQL("").join(sql.SQL(", ") + d for d in dims)
+    )
 
 
 def deltas(rng: random.Random) -> list[UsageRecorded]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from services.ledger.adapters.postgres.usage_query import parse_query, window_end
+from services.ledger.adapters.postgres.usage_query import parse_query
 from services.ledger.errors import BadParameter
 
 RANGE = {"from": "2026-10-01", "to": "2026-11-01"}
@@ -43,15 +41,3 @@ def test_a_good_query_keeps_what_was_asked_and_lists_its_csv_columns() -> None:
         "omnisoft", "day", ("org_type", "app"), 1000)  # fmt: skip
     assert query.columns == ("licensee_id", "window_start", "window_end", "org_type", "app_id", "calls",
                              "records")  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("window", "start", "end"),
-    [
-        ("hour", datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)),
-        ("day", datetime(2026, 12, 31, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
-        ("month", datetime(2028, 2, 1, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC)),
-    ],
-)
-def test_a_window_ends_where_the_next_utc_window_begins(window: str, start: datetime, end: datetime) -> None:
-    assert window_end(window, start) == end

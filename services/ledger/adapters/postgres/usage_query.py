@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from services.core.month import Month
 from services.ledger.adapters.postgres import usage_sums
 from services.ledger.domain import params
 from services.ledger.errors import BadParameter
@@ -29,9 +28,15 @@ WINDOWS = ("hour", "day", "month")
 # Query name -> column: a whitelist, so only these identifiers are ever composed into the SQL.
 DIMENSIONS = {"app": "app_id", "org": "org_id", "org_type": "org_type"}
 MAX_RANGE = timedelta(days=400)
+# UTC hours and days as date_bin from a UTC midnight: plain arithmetic on the instant, immutable, so it
+# folds on a constant, where date_trunc(..., 'UTC') looks the zone up again for every row (a third of a
+# month's read). A month is not a fixed length: it keeps date_trunc.
+_BIN = "date_bin(interval {}, {}, timestamptz '0001-01-01 00:00:00+00')"
+_WIDTH = {"hour": "'1 hour'", "day": "'24 hours'"}
 # The rollup rows that may hold calls in the range (a key wholly before or after it holds none).
 _ROLLUP = sql.SQL(
-    """{licensee}r.period_start >= date_trunc('hour', %(start)s::timestamptz, 'UTC')
+    """{licensee}r.period_start >= date_bin(interval '1 hour', %(start)s::timestamptz,
+        timestamptz '0001-01-01 00:00:00+00')
     AND r.period_start < %(end)s AND r.at_max >= %(start)s AND r.at_min < %(end)s"""
 )
 # Aggregated deltas of the licensee (or all) whose calls straddle an instant: it cannot cut them.
@@ -98,16 +103,21 @@ def _group_by(value: str | None) -> tuple[str, ...]:
 def statement(query: UsageQuery) -> sql.Composed:
     """The SQL of a query: grouped sums, ordered by window then dimensions, one row past the limit.
 
-    Read from usage_rollup (usage_sums.py): a rollup row counts whole when its event-time
-    span lies inside the range and inside one window; the rows of any other key are judged one by one."""
+    Read from usage_rollup (usage_sums.py): a rollup row counts whole when its event-time span lies inside
+    the range and inside one window, and those are summed per group as they are scanned, so only the groups
+    reach the final sort (tens of thousands of rollup rows of a month did before); the rows of any other key
+    are judged one by one. Each window comes clipped to the range, and the sums as bigint (not numeric), so
+    the rows reach Python as they are answered."""
     names = [DIMENSIONS[name] for name in query.group_by]
     keys = sql.SQL(", ").join([sql.Identifier("licensee_id"), sql.SQL("window_start"),
                                *(sql.Identifier(n) for n in names)])  # fmt: skip
     licensee = sql.SQL("r.licensee_id = %(licensee)s AND ") if query.licensee_id else sql.SQL("")
     return sql.SQL(
-        """SELECT licensee_id, window_start{dimensions}, sum(calls), sum(records) FROM (
-            SELECT r.licensee_id, {whole_window} AS window_start{dims}, r.calls, r.records
-            FROM usage_rollup r WHERE {rollup} AND {whole}
+        """SELECT licensee_id, greatest(window_start, %(start)s), least({window_end}, %(end)s){dimensions},
+            sum(calls)::bigint, sum(records)::bigint FROM (
+            SELECT r.licensee_id, {whole_window} AS window_start{dims}, sum(r.calls) AS calls,
+                   sum(r.records) AS records
+            FROM usage_rollup r WHERE {rollup} AND {whole} GROUP BY {keys}
             UNION ALL
             SELECT r.licensee_id, {row_window}{dims}, u.calls, u.records FROM usage_rollup r {key_rows}
             WHERE {rollup} AND NOT ({whole}) AND {at} >= %(start)s AND {at} < %(end)s) AS parts
@@ -115,25 +125,43 @@ def statement(query: UsageQuery) -> sql.Composed:
     ).format(rollup=_ROLLUP.format(licensee=licensee), whole=_whole(query.window), at=sql.SQL(usage_sums.AT),
              whole_window=_window(query.window, sql.SQL("r.at_min")),
              row_window=_window(query.window, sql.SQL(usage_sums.AT)), dims=_columns("r", names),
-             dimensions=_columns(None, names), keys=keys,
+             dimensions=_columns(None, names), keys=keys, window_end=_window_end(query.window),
              key_rows=sql.SQL(usage_sums.KEY_ROWS))  # type: ignore[arg-type]  # fmt: skip
 
 
 def _window(window: str | None, at: sql.Composable) -> sql.Composable:
+    """The start of the UTC window holding `at`."""
     if window is None:
         return sql.SQL("NULL::timestamptz")
-    return sql.SQL("date_trunc({}, {}, 'UTC')").format(sql.Literal(window), at)
+    if window == "month":
+        return sql.SQL("date_trunc('month', {}, 'UTC')").format(at)
+    return sql.SQL(_BIN).format(sql.SQL(_WIDTH[window]), at)
+
+
+def _window_end(window: str | None) -> sql.Composable:
+    """The exclusive end of the UTC window that begins at `window_start` (none without a window)."""
+    if window is None:
+        return sql.SQL("NULL::timestamptz")
+    return _next_window(window, sql.SQL("window_start"))
+
+
+def _next_window(window: str, start: sql.Composable) -> sql.Composable:
+    """The start of the UTC window after the one that begins at `start`."""
+    if window == "month":  # on the UTC wall clock: a month of a timestamptz follows the session's zone
+        return sql.SQL("(({} AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'").format(start)
+    return sql.SQL("{} + interval {}").format(start, sql.SQL(_WIDTH[window]))
 
 
 def _whole(window: str | None) -> sql.Composable:
-    """Whether a rollup row counts whole: its span inside the range, and inside one window."""
+    """Whether a rollup row counts whole: its span inside the range, and inside one window.
+
+    Inside one window as at_max before the next window's start: an inequality, which the planner estimates
+    at a third of the rows, where an equality of two windows it took for 0.5% and then sorted every row."""
     inside = sql.SQL("r.at_min >= %(start)s AND r.at_max < %(end)s")
     if window is None:
         return inside
-    one = sql.SQL(" AND {} = {}").format(
-        _window(window, sql.SQL("r.at_min")), _window(window, sql.SQL("r.at_max"))
-    )
-    return inside + one
+    first = _window(window, sql.SQL("r.at_min"))
+    return inside + sql.SQL(" AND r.at_max < {}").format(_next_window(window, first))
 
 
 def _columns(table: str | None, names: list[str]) -> sql.Composable:
@@ -145,7 +173,7 @@ def run(conn: psycopg.Connection, query: UsageQuery) -> dict[str, Any]:
     values = {"licensee": query.licensee_id, "start": query.start, "end": query.end, "limit": query.limit + 1}
     conn.execute(usage_sums.READ_SETTINGS)
     found = conn.execute(statement(query), values).fetchall()
-    rows = [_row(query, record) for record in found[: query.limit]]
+    rows = [dict(zip(query.columns, record, strict=True)) for record in found[: query.limit]]
     return {
         "licensee_id": query.licensee_id, "from": query.start, "to": query.end, "window": query.window,
         "group_by": list(query.group_by), "rows": rows, "truncated": len(found) > query.limit,
@@ -160,22 +188,3 @@ def _straddled(conn: psycopg.Connection, licensee_id: str | None, at: datetime) 
     licensee = sql.SQL("licensee_id = %(licensee)s AND") if licensee_id else sql.SQL("")
     row = conn.execute(STRADDLING.format(licensee=licensee), {"licensee": licensee_id, "at": at}).fetchone()
     return bool(row and row[0])
-
-
-def _row(query: UsageQuery, record: tuple[Any, ...]) -> dict[str, Any]:
-    licensee_id, window_start, *dimensions, calls, records = record
-    start = query.start if window_start is None else max(window_start, query.start)
-    end = query.end if window_start is None else min(window_end(query.window, window_start), query.end)
-    names = [DIMENSIONS[name] for name in query.group_by]
-    grouped = dict(zip(names, dimensions, strict=True))
-    return {"licensee_id": licensee_id, "window_start": start, "window_end": end, **grouped,
-            "calls": int(calls), "records": int(records)}  # fmt: skip
-
-
-def window_end(window: str | None, start: datetime) -> datetime:
-    """The exclusive end of the UTC window that begins at `start`."""
-    if window == "hour":
-        return start + timedelta(hours=1)
-    if window == "day":
-        return start + timedelta(days=1)
-    return Month.of(start).end
