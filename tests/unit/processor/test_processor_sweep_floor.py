@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from quixstreams.state.metadata import Marker
 from quixstreams.state.rocksdb import RocksDBOptions, RocksDBStore
 from quixstreams.state.rocksdb.partition import TTL_INDEX_CF_NAME, RocksDBStorePartition
 from rocksdict import WriteBatch
@@ -172,3 +173,18 @@ def test_install_makes_plain_rocksdb_stores_open_floored_partitions(tmp_path: Pa
     assert isinstance(store.assign_partition(0), FlooredPartition)
     store.revoke_partition(0)
     assert install({"calls": {"s": store}}) == 0
+
+
+def test_a_floored_partition_reads_what_quix_reads(tmp_path: Path) -> None:
+    plain = open_partition(RocksDBStorePartition, tmp_path / "plain")
+    floored = open_partition(FlooredPartition, tmp_path / "floored")
+    try:
+        for partition in (plain, floored):
+            flush(partition, {"a": T0})
+        for key in (b'p|"a"', b'p|"missing"'):
+            assert floored.get(key) == plain.get(key)
+        assert floored.get(b'p|"missing"') is Marker.UNDEFINED
+        assert floored.get(b'p|"a"').endswith(b"1")
+    finally:
+        plain.close()
+        floored.close()
