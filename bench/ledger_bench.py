@@ -49,18 +49,19 @@ log = logging.getLogger("bench.ledger")
 START = datetime(2026, 9, 1, tzinfo=UTC)
 # The write path as it was before the hash chains (issue 16 item 4 compares with it): the same schema with
 # the chain trigger and its CHECK dropped, as the owner, on the run's throwaway schema only, and the
-# consumer's one call (ledger_append_usage, migration 0013) storing the same rows without linking them.
-# CREATE OR REPLACE drops a function's settings: 0014's, which keep its duplicate check on index probes,
-# are given again so both variants check duplicates alike.
+# consumer's one call (ledger_append_usage, migration 0013) storing the same rows without linking them. Its
+# duplicate check is the ledger's own function (ledger_usage_stored, migration 0015, which carries the probe
+# settings), so both variants check duplicates alike by construction and no settings are kept in step here.
 UNCHAINED_APPEND = f"""CREATE OR REPLACE FUNCTION ledger_append_usage() RETURNS bigint LANGUAGE plpgsql
-    SECURITY DEFINER SET enable_hashjoin TO off SET enable_mergejoin TO off SET enable_seqscan TO off
-    SET enable_bitmapscan TO off SET jit TO off AS $$
-DECLARE stored bigint;
+    SECURITY DEFINER AS $$
+DECLARE
+    stored bigint;
+    known text[] := ledger_usage_stored(ARRAY(SELECT usage_id FROM pg_temp.ledger_usage_staging));
 BEGIN
     INSERT INTO usage_entries ({", ".join(USAGE_COLUMNS)})
     SELECT {", ".join(USAGE_COLUMNS)} FROM (SELECT DISTINCT ON (usage_id) * FROM pg_temp.ledger_usage_staging
         ORDER BY usage_id, kafka_partition, kafka_offset) AS s
-    WHERE NOT EXISTS (SELECT 1 FROM usage_entries u WHERE u.usage_id = s.usage_id)
+    WHERE NOT EXISTS (SELECT 1 FROM unnest(known) AS d (usage_id) WHERE d.usage_id = s.usage_id)
     ORDER BY licensee_id, kafka_partition, kafka_offset;
     GET DIAGNOSTICS stored = ROW_COUNT;
     RETURN stored;

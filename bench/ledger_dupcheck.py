@@ -1,8 +1,10 @@
-"""The batch's duplicate check at table size: one 10,000-row store before and after migration 0014.
+"""The batch's duplicate check at table size: one 10,000-row store at migrations 0013, 0014 and 0015.
 
     python -m bench.ledger_dupcheck [--database-url URL] [--sizes 100000,2000000] [--batch 10000]
+                                    [--versions 13,14,15]
 
-For each variant (migrations through 0013, then through 0014) a fresh schema; a consumer session stores
+For each variant (migrations through 0013: the plain NOT EXISTS; through 0014: probe settings on the whole
+function; through 0015: on the duplicate check's own function only) a fresh schema; a consumer session stores
 one small batch while the table is empty, so ledger_append_usage's plan is made then, as it is for a
 consumer that starts on a new schema or month. Autovacuum is off on the usage partitions, so nothing
 analyses them and that plan stays, as it does until autovacuum's next analysis. The table is then filled
@@ -128,13 +130,15 @@ def variant(owner_url: str, app_url: str, version: int, sizes: list[int], rows: 
     return out
 
 
-def run(owner_url: str, app_url: str, sizes: list[int], size: int = 10_000,
-        repeat: int = 3) -> dict[str, Any]:  # fmt: skip
-    """Both variants, one after the other, on the same batch and sizes."""
+def run(owner_url: str, app_url: str, sizes: list[int], size: int = 10_000, repeat: int = 3,
+        versions: tuple[int, ...] = (13, 14, 15)) -> dict[str, Any]:  # fmt: skip
+    """Each variant (`through_NNNN`), one after the other, on the same batch and sizes."""
     rows = batch(size, 10_000_000)
-    return {"batch_rows": size, "repeat": repeat, "load_average": os.getloadavg(),
-            "before_0013": variant(owner_url, app_url, 13, sizes, rows, repeat),
-            "after_0014": variant(owner_url, app_url, 14, sizes, rows, repeat)}  # fmt: skip
+    out: dict[str, Any] = {"batch_rows": size, "repeat": repeat, "load_average": os.getloadavg()}
+    for version in versions:
+        out[f"through_{version:04d}"] = variant(owner_url, app_url, version, sizes, rows, repeat)
+    out["load_average_after"] = os.getloadavg()
+    return out
 
 
 def main() -> None:
@@ -145,12 +149,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,2000000")
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--versions", default="13,14,15", help="migration levels to compare, in order")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("services.ledger.adapters.postgres.migrate").setLevel(logging.WARNING)
     sizes = [int(s) for s in args.sizes.split(",")]
     app_url = args.app_database_url or args.database_url
-    result = run(args.database_url, app_url, sizes, args.batch, args.repeat)
+    versions = tuple(int(v) for v in args.versions.split(","))
+    result = run(args.database_url, app_url, sizes, args.batch, args.repeat, versions)
     print(json.dumps(result, indent=2))
 
 
