@@ -109,17 +109,12 @@ class FlooredStore(RocksDBStore):
     """quix's RocksDB store, opening `FlooredPartition`s."""
 
     def create_new_partition(self, partition: int) -> RocksDBStorePartition:
-        """The partition quix would open, with the floored sweep."""
-        # quix builds its partition inline (state/rocksdb/store.py); these are the same arguments.
-        path = str((self._partitions_dir / str(partition)).absolute())
-        factory = self._changelog_producer_factory
-        return FlooredPartition(
-            path=path,
-            options=self._options,
-            changelog_producer=factory.get_partition_producer(partition) if factory else None,
-            stop_event=self._stop_event,
-            open_deadline=self._open_deadline,
-        )
+        """The partition quix opens, with the floored sweep from its first checkpoint on."""
+        opened = super().create_new_partition(partition)
+        # FlooredPartition adds no state of its own to set up (class defaults: a floor of None), so the
+        # opened partition becomes one; quix's open-time writes saw no floor to forget.
+        opened.__class__ = FlooredPartition
+        return opened
 
 
 def install(stores: dict[Any, dict[str, Any]]) -> int:
