@@ -21,7 +21,11 @@ from services.ledger.domain import exposure
 from services.ledger.domain.catalogue import Catalogue
 from services.ledger.domain.pricing import Usage
 
-USAGE = """SELECT coalesce(sum(calls), 0), coalesce(sum(records), 0) FROM usage_entries
+# Read from usage_rollup (migration 0012), like the invoice: its trigger adds every inserted row's sums in
+# the inserting transaction, and a month's detach takes its keys out with its rows, so the rollup holds
+# exactly the stored rows. A key holds one bucket (period_start), so a month of bucket starts takes each key
+# whole and these are the rows' sums to the call, read per bucket key instead of per flushed delta.
+USAGE = """SELECT coalesce(sum(calls), 0), coalesce(sum(records), 0) FROM usage_rollup
     WHERE licensee_id = %s AND period_start >= %s AND period_start < %s"""
 INVOICED = """SELECT i.invoice_id, i.currency, i.month = %(month)s, coalesce(sum(l.amount_minor), 0)
     FROM invoices i LEFT JOIN invoice_lines l ON l.invoice_id = i.invoice_id AND l.usage_month = %(month)s
@@ -29,11 +33,20 @@ INVOICED = """SELECT i.invoice_id, i.currency, i.month = %(month)s, coalesce(sum
     WHERE i.licensee_id = %(licensee)s AND (i.month = %(month)s OR l.line_no IS NOT NULL)
     GROUP BY i.invoice_id, i.currency, i.month ORDER BY i.month"""
 KNOWN = """SELECT EXISTS (SELECT 1 FROM agreements WHERE licensee_id = %(l)s)
-    OR EXISTS (SELECT 1 FROM usage_entries WHERE licensee_id = %(l)s)
+    OR EXISTS (SELECT 1 FROM usage_rollup WHERE licensee_id = %(l)s)
     OR EXISTS (SELECT 1 FROM invoices WHERE licensee_id = %(l)s)"""
-# The months of a period that have usage or an invoice: the others have nothing to compare.
-MONTHS = """SELECT (date_trunc('month', period_start, 'UTC') AT TIME ZONE 'UTC')::date FROM usage_entries
-    WHERE licensee_id = %(l)s AND period_start >= %(lo)s AND period_start < %(hi)s
+# The months of a period that have usage or an invoice: the others have nothing to compare. Months with
+# usage by skipping through the rollup's (licensee, period_start) index: from each month found, the first
+# bucket at or after the next month's start, so one probe per month with usage whatever the buckets.
+MONTHS = """WITH RECURSIVE used (month) AS (
+        SELECT date_trunc('month', min(period_start), 'UTC') FROM usage_rollup
+        WHERE licensee_id = %(l)s AND period_start >= %(lo)s AND period_start < %(hi)s
+        UNION ALL
+        SELECT (SELECT date_trunc('month', min(r.period_start), 'UTC') FROM usage_rollup r
+                WHERE r.licensee_id = %(l)s AND r.period_start < %(hi)s AND r.period_start
+                      >= ((used.month AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC')
+        FROM used WHERE used.month IS NOT NULL)
+    SELECT (month AT TIME ZONE 'UTC')::date FROM used WHERE month IS NOT NULL
     UNION SELECT month FROM invoices WHERE licensee_id = %(l)s AND month >= %(lo_day)s
       AND month::timestamp < (%(hi)s::timestamptz AT TIME ZONE 'UTC')
     ORDER BY 1"""

@@ -27,19 +27,22 @@ MEMBERS = """SELECT DISTINCT licensee_id FROM agreements WHERE parent_id = %(id)
 RECORD = """SELECT document FROM agreements WHERE licensee_id = %(id)s AND kind = 'group'
       AND effective_from < %(end)s AND (effective_to IS NULL OR effective_to > %(start)s)
     ORDER BY effective_from DESC, agreement_version DESC LIMIT 1"""
+# From usage_rollup (migration 0012), the stored rows' sums per bucket key: a key holds one bucket start,
+# so per month of bucket start these are the rows' sums exactly, read per key instead of per delta.
 MONTHS = """SELECT licensee_id, (date_trunc('month', period_start, 'UTC') AT TIME ZONE 'UTC')::date,
         sum(calls), sum(records)
-    FROM usage_entries WHERE licensee_id = ANY(%(ids)s)
+    FROM usage_rollup WHERE licensee_id = ANY(%(ids)s)
       AND period_start >= %(start)s AND period_start < %(end)s
     GROUP BY 1, 2"""
-# Orgs the licensees in scope served, with every licensee that served them in the same month.
+# Orgs the licensees in scope served, with every licensee that served them in the same month (from the
+# rollup, as MONTHS).
 SHARED = """WITH mine AS (
-        SELECT DISTINCT org_id, date_trunc('month', period_start, 'UTC') AS m FROM usage_entries
+        SELECT DISTINCT org_id, date_trunc('month', period_start, 'UTC') AS m FROM usage_rollup
         WHERE licensee_id = ANY(%(ids)s) AND period_start >= %(start)s AND period_start < %(end)s
           AND org_id IS NOT NULL)
     SELECT (date_trunc('month', u.period_start, 'UTC') AT TIME ZONE 'UTC')::date, u.org_id, max(u.org_type),
         u.licensee_id, sum(u.calls), sum(u.records)
-    FROM usage_entries u JOIN mine ON mine.org_id = u.org_id
+    FROM usage_rollup u JOIN mine ON mine.org_id = u.org_id
         AND mine.m = date_trunc('month', u.period_start, 'UTC')
     WHERE u.period_start >= %(start)s AND u.period_start < %(end)s
     GROUP BY 1, 2, 4"""
