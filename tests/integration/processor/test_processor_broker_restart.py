@@ -92,7 +92,16 @@ def test_a_broker_killed_mid_stream_and_restarted_in_place_gives_the_undisturbed
         workers.stop_all()
     assert at_the_kill < len(calls), "the broker went down after the worker had finished"
     want = expected(calls, run.agreements)
-    assert summary(read_all(broker, topics.alerts), read_all(broker, topics.billable)) == want
+    # A worker that restarted in place has a new transactional.id, so nothing fences the transaction
+    # its old producer had open at the outage: it holds back read_committed readers of the outputs
+    # until the coordinator times it out and aborts it (its records are re-produced by the restart).
+    with contextlib.suppress(AssertionError):  # a timeout: the assertion below shows the difference
+        wait_until(lambda: _result(broker, topics) == want, 120, "the outputs to be readable", interval=2)
+    assert _result(broker, topics) == want
+
+
+def _result(broker: str, topics: Topics) -> dict[str, object]:
+    return summary(read_all(broker, topics.alerts), read_all(broker, topics.billable))
 
 
 def test_a_worker_rides_out_a_broker_restart_without_exiting(
@@ -108,7 +117,7 @@ def test_a_worker_rides_out_a_broker_restart_without_exiting(
 
         def done() -> bool:
             assert worker.process.poll() is None, worker.log()[-2000:]
-            return summary(read_all(broker, topics.alerts), read_all(broker, topics.billable)) == want
+            return _result(broker, topics) == want
 
         wait_until(done, 180, "the same worker to finish the stream", interval=2.0)
     finally:
