@@ -14,7 +14,11 @@ that deleted those keys is written; a failed write, a write quix makes outside a
 own walk. So the sweep deletes exactly what quix's would, and no entry is stranded below the floor.
 
 The same subclass reads without quix's runtime `cast(Union[bytes, Literal[Marker.UNDEFINED]], ...)`,
-which typing's caches made 3-4% of a drain's samples (py-spy, BENCHMARKS.md).
+which typing's caches made 3-4% of a drain's samples (py-spy, BENCHMARKS.md), and it remembers the
+keys of the default column family it found absent until the next write to RocksDB: quix reads a
+key's committed value again when a TTL `set` of it is staged (to drop a stale index entry), and for a
+new call's dedupe key that second read is always a miss of the same key. Every write quix makes to that
+column family goes through `write` or `_write`, and both forget the absent keys before they write.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from typing import Any
 from quixstreams.state.metadata import Marker
 from quixstreams.state.rocksdb import RocksDBStore
 from quixstreams.state.rocksdb.partition import TTL_INDEX_CF_NAME, RocksDBStorePartition
+
+# Absent keys remembered at most (a checkpoint's new calls; the memory starts again beyond it).
+ABSENT_LIMIT = 200_000
 
 
 def next_floor(floor: bytes | None, walked_to: bytes | None, written: Iterable[bytes]) -> bytes | None:
@@ -67,6 +74,7 @@ class FlooredPartition(RocksDBStorePartition):
     sweep_floor: bytes | None = None
     _pending: tuple[object, bytes | None] | None = None
     _in_flush = False
+    _absent: set[bytes] | None = None  # default-CF keys read as absent since the last write
 
     def sweep_expired_into_cache(
         self, cache: Any, staged_default_keys: set[bytes], staged_ttl_index_keys: set[bytes]
@@ -84,7 +92,7 @@ class FlooredPartition(RocksDBStorePartition):
 
     def write(self, cache: Any, changelog_offset: int | None, batch: Any = None) -> None:
         """quix's flush; the floor its sweep reached holds once the batch is written, and only then."""
-        pending, self._pending, self._in_flush = self._pending, None, True
+        pending, self._pending, self._in_flush, self._absent = self._pending, None, True, None
         try:
             super().write(cache, changelog_offset, batch)
         except BaseException:
@@ -96,10 +104,21 @@ class FlooredPartition(RocksDBStorePartition):
         self.sweep_floor = pending[1] if pending is not None and pending[0] is cache else None
 
     def get(self, key: bytes, cf_name: str = "default") -> Any:
-        """The stored bytes, or Marker.UNDEFINED (quix's get, without the cast)."""
-        return self.get_or_create_column_family(cf_name).get(key, default=Marker.UNDEFINED)
+        """The stored bytes, or Marker.UNDEFINED (quix's get, without the cast, remembering misses)."""
+        if cf_name != "default":
+            return self.get_or_create_column_family(cf_name).get(key, default=Marker.UNDEFINED)
+        absent = self._absent
+        if absent is not None and key in absent:
+            return Marker.UNDEFINED
+        found = self.get_or_create_column_family(cf_name).get(key, default=Marker.UNDEFINED)
+        if found is Marker.UNDEFINED:
+            if absent is None or len(absent) >= ABSENT_LIMIT:
+                absent = self._absent = set()
+            absent.add(key)
+        return found
 
     def _write(self, batch: Any) -> None:
+        self._absent = None
         if not self._in_flush:
             self.sweep_floor = None  # recovery, rebuilds and backfills write the index directly
         super()._write(batch)

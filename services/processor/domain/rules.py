@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +36,9 @@ RULES = (
     "volume.anomaly",
 )
 ANOMALY = "volume.anomaly"
+# Whether an alert's marker (`marker`) is in the licensee's state: the alert has fired already.
+Fired = Callable[[str], bool]
+Level = tuple[int, str, str]  # threshold, rule, severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,12 @@ class Breach:
     @property
     def marker(self) -> str:
         """The state key that records this alert as fired (same identity as the alert id)."""
-        return f"f:{self.rule}:{self.severity}:{int(self.window[0].timestamp())}:{self.subject}"
+        return marker(self.rule, self.severity, self.window, self.subject)
+
+
+def marker(rule: str, severity: str, window: tuple[datetime, datetime], subject: str = "") -> str:
+    """The state key that records an alert as fired: rule, severity, window start and subject."""
+    return f"f:{rule}:{severity}:{int(window[0].timestamp())}:{subject}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -99,14 +108,17 @@ def alert(ctx: Context, breach: Breach) -> AlertRaised:
     )  # fmt: skip
 
 
-def volume(ctx: Context, agreement: Agreement) -> list[Breach]:
+def volume(ctx: Context, agreement: Agreement, fired: Fired | None = None) -> list[Breach]:
     """volume.warning|breach|severe on calls and on records per calendar month."""
-    return month_caps(ctx.month, ctx.month_window, agreement.limits)
+    return month_caps(ctx.month, ctx.month_window, agreement.limits, fired)
 
 
-def month_caps(month: MonthUsage, window: tuple[datetime, datetime], limits: Limits) -> list[Breach]:
-    """The volume levels `month` reached against `limits` (a licensee's, or a group's over its members);
-    subject = the metric. A cap of 0 is no cap."""
+def month_caps(
+    month: MonthUsage, window: tuple[datetime, datetime], limits: Limits, fired: Fired | None = None
+) -> list[Breach]:
+    """The volume levels `month` reached against `limits` (a licensee's, or a group's over its members),
+    lowest first per metric, leaving out those `fired` says have fired; subject = the metric. A cap of 0
+    is no cap."""
     found = []
     for metric, observed, limit in (
         ("calls", month.calls, limits.calls_per_month),
@@ -117,9 +129,25 @@ def month_caps(month: MonthUsage, window: tuple[datetime, datetime], limits: Lim
         start, levels = _levels(limit, limits.warning_ratio, limits.severe_ratio)
         if observed < start:
             continue
-        for at_least, rule, severity in levels:
-            if observed >= at_least:
-                found.append(Breach(rule, severity, window, metric, observed, limit))
+        reached = [level for level in levels if observed >= level[0]]
+        if fired is not None:
+            reached = unfired(reached, window, metric, fired)
+        found += [Breach(rule, severity, window, metric, observed, limit) for _, rule, severity in reached]
+    return found
+
+
+def unfired(
+    levels: list[Level], window: tuple[datetime, datetime], subject: str, fired: Fired
+) -> list[Level]:
+    """The reached `levels` of one metric (lowest first) that have not fired. A level fires together with
+    every unfired lower one, so the walk goes down from the highest and stops at the first that fired:
+    every level below it has fired too, and its marker needs no read."""
+    found: list[Level] = []
+    for level in reversed(levels):
+        if fired(marker(level[1], level[2], window, subject)):
+            break
+        found.append(level)
+    found.reverse()
     return found
 
 
@@ -158,7 +186,7 @@ def government(ctx: Context, agreement: Agreement) -> list[Breach]:
     return [Breach("government.unnotified", CRITICAL, ctx.month_window, call.org_id)]
 
 
-def anomaly(ctx: Context, agreement: Agreement) -> list[Breach]:
+def anomaly(ctx: Context, agreement: Agreement, fired: Fired | None = None) -> list[Breach]:
     """volume.anomaly on calls and on records of the UTC day: above a factor times the day's baseline.
     Lowest level first, like `volume` (the step relies on that order). A baseline of 0 is no basis: a
     day can be no multiple of nothing."""
@@ -176,23 +204,37 @@ def anomaly(ctx: Context, agreement: Agreement) -> list[Breach]:
     found = []
     levels = ((WARNING, limits.anomaly_factor), (CRITICAL, limits.anomaly_critical_factor))
     for metric, observed, base in (("calls", day.calls, base_calls), ("records", day.records, base_records)):
-        for severity, factor in levels:
-            limit = within(base, factor)
-            if base > 0 and observed > limit:
-                found.append(Breach(ANOMALY, severity, day.window, metric, observed, limit, base, factor))
+        held = [
+            Breach(ANOMALY, severity, day.window, metric, observed, within(base, factor), base, factor)
+            for severity, factor in levels
+            if base > 0 and observed > within(base, factor)
+        ]
+        found += held if fired is None else _unfired_breaches(held, fired)
     return found
 
 
-def evaluate(ctx: Context) -> list[Breach]:
-    """Every breach whose condition holds after counting `ctx.call`."""
+def _unfired_breaches(held: list[Breach], fired: Fired) -> list[Breach]:
+    """`unfired` for one metric's levels already built as breaches."""
+    found: list[Breach] = []
+    for breach in reversed(held):
+        if fired(breach.marker):
+            break
+        found.append(breach)
+    found.reverse()
+    return found
+
+
+def evaluate(ctx: Context, fired: Fired | None = None) -> list[Breach]:
+    """Every breach whose condition holds after counting `ctx.call`; with `fired`, only those that have
+    not fired yet (the volume levels of a metric read their markers from the highest down, see
+    `unfired`). So the common call, every held breach fired long ago, builds next to nothing."""
     agreement = ctx.agreement
     # A group's own record caps its members' sum (groups.py); it is no agreement for calls of its own.
     if agreement is None or agreement.is_group or not agreement.is_active(ctx.call.time):
-        return [Breach("agreement.missing", CRITICAL, ctx.month_window)]
-    return [
-        *volume(ctx, agreement),
-        *rate(ctx, agreement),
-        *unregistered_app(ctx, agreement),
-        *government(ctx, agreement),
-        *anomaly(ctx, agreement),
-    ]
+        singles = [Breach("agreement.missing", CRITICAL, ctx.month_window)]
+        return singles if fired is None else [b for b in singles if not fired(b.marker)]
+    found = volume(ctx, agreement, fired)
+    singles = [*rate(ctx, agreement), *unregistered_app(ctx, agreement), *government(ctx, agreement)]
+    found += singles if fired is None else [b for b in singles if not fired(b.marker)]
+    found += anomaly(ctx, agreement, fired)
+    return found

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from services.core.agreements import Agreement
 from services.core.events import AlertRaised, ApiCall
 from services.processor.domain import anomaly, dedupe, usage, windows
-from services.processor.domain.rules import ANOMALY, Breach, Context, MonthUsage, alert, evaluate
+from services.processor.domain.rules import Context, MonthUsage, alert, evaluate
 from services.processor.domain.store import StateReader, Write
 
 COUNTED, DUPLICATE, LATE, OUT_OF_BOUNDS = "counted", "duplicate", "late", "out_of_bounds"
@@ -151,20 +151,7 @@ def _count(
 
 def _fire(decision: Decision, state: StateReader, ctx: Context, lateness: float) -> None:
     """Alert every breach that holds and has not fired yet (its marker is absent), and mark it."""
-    fired: list[Breach] = []
-    settled: set[tuple[bool, str]] = set()  # volume levels whose highest held level has fired already
-    # Highest held level first (rules.volume and rules.anomaly list a metric's levels by threshold): a
-    # level fires together with every unfired lower one, so once a level has fired the lower ones of
-    # its metric have too, and their markers need no read.
-    for breach in reversed(evaluate(ctx)):
-        levels = (breach.rule == ANOMALY, breach.subject) if breach.rule.startswith("volume.") else None
-        if levels in settled:
-            continue
-        if state.get(breach.marker) is None:
-            fired.append(breach)
-        elif levels is not None:
-            settled.add(levels)
-    for breach in reversed(fired):
+    for breach in evaluate(ctx, lambda marker: state.get(marker) is not None):
         decision.alerts.append(alert(ctx, breach))
         decision.writes.append(Write(breach.marker, 1, breach.window[1].timestamp() + lateness + _MARGIN))
 
