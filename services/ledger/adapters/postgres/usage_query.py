@@ -39,6 +39,29 @@ _ROLLUP = sql.SQL(
         timestamptz '0001-01-01 00:00:00+00')
     AND r.period_start < %(end)s AND r.at_max >= %(start)s AND r.at_min < %(end)s"""
 )
+# One scan of usage_rollup (usage_sums.py) into `g`, not one per part (BENCHMARKS.md, issue 15): a rollup row
+# that counts whole (its event-time span inside the range and inside one window) is summed into its group
+# there, so only the groups are kept and reach the final sort; any other row is a group of its own, `cut`
+# holding it, and its key's rows are read from usage_entries and judged one by one (a scan of the few groups
+# when no key is cut). A group is whole when `(g.cut).licensee_id IS NULL` (never NULL in a row): on a row
+# value `IS NOT NULL` is true only when every field is non-null, so it would drop a cut key whose org_id or
+# government_notified is NULL. Windows are clipped to the range, the sums cast to bigint (not numeric), so the
+# rows reach Python as answered.
+_STATEMENT = sql.SQL(
+    """WITH g AS MATERIALIZED (
+        SELECT r.licensee_id, {whole_window} AS window_start{dims},
+               CASE WHEN {whole} THEN NULL ELSE r END AS cut, sum(r.calls) AS calls, sum(r.records) AS records
+        FROM usage_rollup r WHERE {rollup} GROUP BY r.licensee_id, window_start{dims}, cut)
+    SELECT licensee_id, greatest(window_start, %(start)s), least({window_end}, %(end)s){dimensions},
+        sum(calls)::bigint, sum(records)::bigint FROM (
+        SELECT g.licensee_id, g.window_start{group_dims}, g.calls, g.records FROM g
+        WHERE (g.cut).licensee_id IS NULL
+        UNION ALL
+        SELECT r.licensee_id, {row_window}{dims}, u.calls, u.records
+        FROM g CROSS JOIN LATERAL (SELECT (g.cut).*) AS r {key_rows}
+        WHERE (g.cut).licensee_id IS NOT NULL AND {at} >= %(start)s AND {at} < %(end)s) AS parts
+    GROUP BY {keys} ORDER BY window_start, {keys} LIMIT %(limit)s"""
+)
 # Aggregated deltas of the licensee (or all) whose calls straddle an instant: it cannot cut them.
 STRADDLING = sql.SQL(
     """SELECT EXISTS (SELECT 1 FROM usage_entries WHERE {licensee}
@@ -101,32 +124,18 @@ def _group_by(value: str | None) -> tuple[str, ...]:
 
 
 def statement(query: UsageQuery) -> sql.Composed:
-    """The SQL of a query: grouped sums, ordered by window then dimensions, one row past the limit.
-
-    Read from usage_rollup (usage_sums.py): a rollup row counts whole when its event-time span lies inside
-    the range and inside one window, and those are summed per group as they are scanned, so only the groups
-    reach the final sort (tens of thousands of rollup rows of a month did before); the rows of any other key
-    are judged one by one. Each window comes clipped to the range, and the sums as bigint (not numeric), so
-    the rows reach Python as they are answered."""
+    """The SQL of a query (_STATEMENT): grouped sums by window then dimensions, one row past the limit."""
     names = [DIMENSIONS[name] for name in query.group_by]
     keys = sql.SQL(", ").join([sql.Identifier("licensee_id"), sql.SQL("window_start"),
                                *(sql.Identifier(n) for n in names)])  # fmt: skip
     licensee = sql.SQL("r.licensee_id = %(licensee)s AND ") if query.licensee_id else sql.SQL("")
-    return sql.SQL(
-        """SELECT licensee_id, greatest(window_start, %(start)s), least({window_end}, %(end)s){dimensions},
-            sum(calls)::bigint, sum(records)::bigint FROM (
-            SELECT r.licensee_id, {whole_window} AS window_start{dims}, sum(r.calls) AS calls,
-                   sum(r.records) AS records
-            FROM usage_rollup r WHERE {rollup} AND {whole} GROUP BY {keys}
-            UNION ALL
-            SELECT r.licensee_id, {row_window}{dims}, u.calls, u.records FROM usage_rollup r {key_rows}
-            WHERE {rollup} AND NOT ({whole}) AND {at} >= %(start)s AND {at} < %(end)s) AS parts
-        GROUP BY {keys} ORDER BY window_start, {keys} LIMIT %(limit)s"""
-    ).format(rollup=_ROLLUP.format(licensee=licensee), whole=_whole(query.window), at=sql.SQL(usage_sums.AT),
-             whole_window=_window(query.window, sql.SQL("r.at_min")),
-             row_window=_window(query.window, sql.SQL(usage_sums.AT)), dims=_columns("r", names),
-             dimensions=_columns(None, names), keys=keys, window_end=_window_end(query.window),
-             key_rows=sql.SQL(usage_sums.KEY_ROWS))  # type: ignore[arg-type]  # fmt: skip
+    return _STATEMENT.format(
+        whole_window=_window(query.window, sql.SQL("r.at_min")), dims=_columns("r", names),
+        whole=_whole(query.window), rollup=_ROLLUP.format(licensee=licensee),
+        window_end=_window_end(query.window), dimensions=_columns(None, names),
+        group_dims=_columns("g", names), row_window=_window(query.window, sql.SQL(usage_sums.AT)),
+        key_rows=sql.SQL(usage_sums.KEY_ROWS), at=sql.SQL(usage_sums.AT), keys=keys,
+    )  # fmt: skip
 
 
 def _window(window: str | None, at: sql.Composable) -> sql.Composable:
