@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,10 +107,10 @@ def prepare(conn: psycopg.Connection, url: str, partition_rows: int) -> dict[str
             "rollup_rows": rollup[0] if rollup else None}  # fmt: skip
 
 
-def time_tree(tree: Path, url: str, repeat: int) -> dict[str, Any]:
-    """One process of `tree`'s code timing every read; its JSON."""
+def time_tree(tree: Path, url: str, repeat: int, timer: str = TIMER) -> dict[str, Any]:
+    """One process of `tree`'s code running `timer` (url, licensee, repeat as its arguments); its JSON."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    argv = [sys.executable, "-c", TIMER, url, LICENSEE, str(repeat)]
+    argv = [sys.executable, "-c", timer, url, LICENSEE, str(repeat)]
     done = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=False,  # noqa: S603
                           timeout=3600)  # fmt: skip
     if done.returncode != 0:
@@ -117,38 +118,50 @@ def time_tree(tree: Path, url: str, repeat: int) -> dict[str, Any]:
     return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
+def alternate(trees: dict[str, Path], url: str, repeat: int, rounds: int, timer: str) -> dict[str, list[Any]]:
+    """`rounds` rounds of one process per tree, the tree that goes first alternating; each tree's JSONs."""
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    for i in range(rounds):
+        for name in ("before", "after") if i % 2 == 0 else ("after", "before"):
+            runs[name].append(time_tree(trees[name], url, repeat, timer))
+    return runs
+
+
+def compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Medians over all runs of each tree, their ratios, the runs, and whether every answer was the same."""
+    medians = {name: {read: statistics.median([ms for r in found for ms in r["ms"][read]])
+                      for read in found[0]["ms"]} for name, found in runs.items()}  # fmt: skip
+    return {
+        "median_ms": medians,
+        "ratio_after_to_before": {read: round(medians["after"][read] / medians["before"][read], 3)
+                                  for read in medians["after"]},
+        "same_answers": all(r["digest"] == runs["before"][0]["digest"] for rs in runs.values() for r in rs),
+        "runs": {name: [r["ms"] for r in found] for name, found in runs.items()},
+        "digests": {name: found[0]["digest"] for name, found in runs.items()},
+    }  # fmt: skip
+
+
 def run(database_url: str, trees: dict[str, Path], partition_rows: int, repeat: int, rounds: int,
         app_database_url: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Fill, then time both trees in alternating rounds; medians, runs and whether their answers agree."""
     role = role_of(app_database_url) if app_database_url else DEFAULT_APP_ROLE
     expected = Licensee(LICENSEE, 65_000_000, START, DAYS * PER_DAY).expected()
-    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with schema(database_url, role) as url, psycopg.connect(url) as conn:
         facts = prepare(conn, url, partition_rows)
-        for i in range(rounds):
-            order = ("before", "after") if i % 2 == 0 else ("after", "before")
-            for name in order:
-                runs[name].append(time_tree(trees[name], url, repeat))
-    medians = {name: {read: statistics.median([ms for r in found for ms in r["ms"][read]])
-                      for read in found[0]["ms"]} for name, found in runs.items()}  # fmt: skip
+        runs = alternate(trees, url, repeat, rounds, TIMER)
     metered = runs["after"][0]["exposure"][0]["usage"]
     return {
-        **facts, "expected": expected, "median_ms": medians,
-        "ratio_after_to_before": {read: round(medians["after"][read] / medians["before"][read], 3)
-                                  for read in medians["after"]},
-        "same_answers": all(r["digest"] == runs["before"][0]["digest"] for rs in runs.values() for r in rs),
+        **facts, "expected": expected, **compare(runs),
         "exposure_exact": metered["calls"] == expected["calls"] and metered["records"] == expected["records"],
-        "runs": {name: [r["ms"] for r in found] for name, found in runs.items()},
-        "digests": {name: found[0]["digest"] for name, found in runs.items()},
         "command": f"python -m bench.ledger_month_audit --before-tree {trees['before']} --after-tree "
                    f"{trees['after']} --partition-rows "
                    f"{partition_rows} --repeat {repeat} --rounds {rounds}",
     }  # fmt: skip
 
 
-def main() -> None:
-    """Run against $TOLLGATE_DATABASE_URL (or the flag); print JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def cli(doc: str | None, run_trees: Callable[..., dict[str, Any]]) -> None:
+    """The command line both tree benches share: parse it, run `run_trees` on it, print its JSON."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("TOLLGATE_DATABASE_URL", ""))
     parser.add_argument("--before-tree", type=Path, required=True, help="a copy of the older commit's tree")
     parser.add_argument("--after-tree", type=Path, default=HERE, help="default: this checkout")
@@ -157,9 +170,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     trees = {"before": args.before_tree, "after": args.after_tree}
-    found = run(args.database_url, trees, args.partition_rows, args.repeat, args.rounds,
-                os.environ.get("TOLLGATE_APP_DATABASE_URL"))  # fmt: skip
+    found = run_trees(args.database_url, trees, args.partition_rows, args.repeat, args.rounds,
+                      os.environ.get("TOLLGATE_APP_DATABASE_URL"))  # fmt: skip
     print(json.dumps(found, indent=2, default=str))
+
+
+def main() -> None:
+    """Run against $TOLLGATE_DATABASE_URL (or the flag); print JSON."""
+    cli(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -13,21 +13,9 @@ from services.cli.verify import register_verify
 from services.core.clock import FixedClock, SystemClock
 from services.core.errors import TollgateError
 from services.core.events import format_time, parse_time
+from services.ledger.adapters.postgres.usage_licensees import month_licensees
 
 ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "XXX"}
-# The licensees with usage in a month, from usage_rollup (its rows are the stored rows' keys, migration
-# 0012): skipping from licensee to licensee through its (licensee, period_start) index with one probe of
-# the month each, so the list costs a few index probes per licensee, not a scan of the month's deltas.
-LICENSEES = """WITH RECURSIVE ids (id) AS (
-        SELECT min(licensee_id) FROM usage_rollup
-        UNION ALL
-        SELECT (SELECT min(r.licensee_id) FROM usage_rollup r WHERE r.licensee_id > ids.id)
-        FROM ids WHERE ids.id IS NOT NULL)
-    SELECT id FROM ids WHERE id IS NOT NULL AND EXISTS (SELECT 1 FROM usage_rollup r
-        WHERE r.licensee_id = ids.id AND r.period_start >= %(start)s AND r.period_start < %(end)s)
-    UNION SELECT licensee_id FROM agreements
-    WHERE effective_from < %(end)s AND (effective_to IS NULL OR effective_to > %(start)s)
-      AND kind IS DISTINCT FROM 'group' ORDER BY 1"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -136,8 +124,7 @@ def _last_month() -> Any:
 
 def licensees(conn: Any, month: Any) -> list[str]:
     """Every licensee with usage in the month or an agreement in force in it (a group's record is none)."""
-    values = {"start": month.start, "end": month.end}
-    return [row[0] for row in conn.execute(LICENSEES, values)]
+    return month_licensees(conn, month)
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:

@@ -20,6 +20,7 @@ from services.core.clock import Clock
 from services.core.month import Month
 from services.ledger.adapters.postgres.agreements_store import agreements_in_force
 from services.ledger.adapters.postgres.db import Connect
+from services.ledger.adapters.postgres.usage_licensees import first_usage_month, uninvoiced
 from services.ledger.adapters.postgres.usage_sums import READ_SETTINGS, USAGE_BY_MONTH, USAGE_BY_SEGMENT
 from services.ledger.domain.invoice_math import LEDGER_KIND, Draft, PostedAdjustment, assemble, due_at
 from services.ledger.domain.pricing import Line, MonthCharges, Usage, coverage, late_usage_line, price_month
@@ -38,13 +39,6 @@ UNBILLED_ADJUSTMENTS = """
       AND NOT EXISTS (SELECT 1 FROM invoice_lines l
                       WHERE l.kind = 'adjustment' AND l.reference = 'ledger:' || e.entry_id)
     ORDER BY e.entry_id"""
-CANDIDATES = """
-    (SELECT licensee_id FROM usage_entries WHERE period_start >= %(start)s AND period_start < %(end)s
-     UNION SELECT licensee_id FROM agreements
-           WHERE effective_from < %(end)s AND (effective_to IS NULL OR effective_to > %(start)s)
-             AND kind IS DISTINCT FROM 'group')  -- a group's own record bills nothing
-    EXCEPT SELECT licensee_id FROM invoices WHERE month = %(month)s
-    ORDER BY 1"""
 
 
 class Invoicer:
@@ -121,16 +115,14 @@ class Invoicer:
             self.clock.now() - self.grace
         )  # the month whose end + grace lies ahead; ones before are due
         with self.connect() as conn:
-            start = self.billing_start or _first_usage_month(conn)
+            # From the rollup's index (usage_licensees): probes per licensee and month, not per delta.
+            start = self.billing_start or first_usage_month(conn)
             if start is None:
                 return []
             due: list[tuple[Month, str]] = []
             month = start
             while month < last:
-                rows = conn.execute(
-                    CANDIDATES, {"start": month.start, "end": month.end, "month": month.start.date()}
-                )
-                due += [(month, row[0]) for row in rows]
+                due += [(month, licensee) for licensee in uninvoiced(conn, month)]
                 month = month.next()
         return due
 
@@ -199,11 +191,6 @@ def _late_lines(
         if line is not None:
             lines.append(line)
     return lines
-
-
-def _first_usage_month(conn: psycopg.Connection) -> Month | None:
-    row = conn.execute("SELECT min(period_start) FROM usage_entries").fetchone()
-    return Month.of(row[0]) if row and row[0] is not None else None
 
 
 def _write(conn: psycopg.Connection, draft: Draft, now: datetime) -> None:
