@@ -30,7 +30,8 @@ from quixstreams.state.metadata import Marker
 from quixstreams.state.rocksdb import RocksDBStore
 from quixstreams.state.rocksdb.partition import TTL_INDEX_CF_NAME, RocksDBStorePartition
 
-# Absent keys remembered at most (a checkpoint's new calls; the memory starts again beyond it).
+# Absent keys remembered at most, per partition (a checkpoint's new calls; the memory starts again
+# beyond it), so a worker holds at most its partitions times this many.
 ABSENT_LIMIT = 200_000
 
 

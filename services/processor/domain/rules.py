@@ -1,8 +1,9 @@
 """Agreement rules: which breaches hold after one counted call.
 
-Rules return every breach whose condition holds now, as cheap values; the step fires each breach once
-(its marker in the licensee's state) and only then builds the alert, so the first call that makes a
-condition hold is the crossing call and becomes the evidence.
+Rules return the breaches whose condition holds now, as cheap values; given the step's `fired` (whether a
+breach's marker is in the licensee's state), only those that have not fired yet. The step fires each once
+and only then builds the alert, so the first call that makes a condition hold is the crossing call and
+becomes the evidence.
 
 Severities: `warning` for volume.warning and app.unregistered (worth a look, not yet a breach of terms);
 `critical` for volume.breach, volume.severe, rate.breach, government.unnotified and agreement.missing
@@ -157,7 +158,7 @@ def _levels(
 ) -> tuple[int, tuple[tuple[int, str, str], ...]]:
     """Where a capped metric's levels start, and each level's threshold, rule and severity."""
     ratios = (warning_ratio, 1.0, severe_ratio)
-    # By threshold, lowest first: the step relies on that order (see step._count).
+    # By threshold, lowest first: `unfired` relies on that order.
     levels = sorted(zip(ratios, VOLUME_LEVELS, strict=True))
     thresholds = tuple((threshold(limit, ratio), rule, severity) for ratio, (rule, severity) in levels)
     return threshold(limit, min(warning_ratio, 1.0)), thresholds
@@ -188,8 +189,8 @@ def government(ctx: Context, agreement: Agreement) -> list[Breach]:
 
 def anomaly(ctx: Context, agreement: Agreement, fired: Fired | None = None) -> list[Breach]:
     """volume.anomaly on calls and on records of the UTC day: above a factor times the day's baseline.
-    Lowest level first, like `volume` (the step relies on that order). A baseline of 0 is no basis: a
-    day can be no multiple of nothing."""
+    Lowest level first, like `volume`, and with `fired` only the unfired ones (`unfired`). A baseline of 0
+    is no basis: a day can be no multiple of nothing."""
     day = ctx.day
     if day is None or day.baseline is None:
         return []
@@ -202,25 +203,22 @@ def anomaly(ctx: Context, agreement: Agreement, fired: Fired | None = None) -> l
     ):
         return []
     found = []
-    levels = ((WARNING, limits.anomaly_factor), (CRITICAL, limits.anomaly_critical_factor))
+    # Lowest first: agreements.py refuses a critical factor that is not above the warning one.
+    factors = {WARNING: limits.anomaly_factor, CRITICAL: limits.anomaly_critical_factor}
     for metric, observed, base in (("calls", day.calls, base_calls), ("records", day.records, base_records)):
-        held = [
-            Breach(ANOMALY, severity, day.window, metric, observed, within(base, factor), base, factor)
-            for severity, factor in levels
-            if base > 0 and observed > within(base, factor)
+        if base <= 0:
+            continue
+        reached: list[Level] = [
+            (limit, ANOMALY, severity)
+            for severity, factor in factors.items()
+            if observed > (limit := within(base, factor))
         ]
-        found += held if fired is None else _unfired_breaches(held, fired)
-    return found
-
-
-def _unfired_breaches(held: list[Breach], fired: Fired) -> list[Breach]:
-    """`unfired` for one metric's levels already built as breaches."""
-    found: list[Breach] = []
-    for breach in reversed(held):
-        if fired(breach.marker):
-            break
-        found.append(breach)
-    found.reverse()
+        if fired is not None:
+            reached = unfired(reached, day.window, metric, fired)
+        found += [
+            Breach(ANOMALY, severity, day.window, metric, observed, limit, base, factors[severity])
+            for limit, _, severity in reached
+        ]
     return found
 
 

@@ -107,6 +107,15 @@ def test_the_invoice_run_bills_every_licensee_each_month_exactly_as_the_raw_delt
     assert len(months["lic-a"]) == 4 and len(months["lic-b"]) == 3  # lic-a's agreement bills November too
 
 
+# The candidates as a plain scan of the deltas would find them: an oracle that shares no SQL with
+# usage_licensees, so a slip in its index walk cannot agree with itself.
+PLAIN_CANDIDATES = """SELECT licensee_id FROM usage_entries
+        WHERE period_start >= %(start)s AND period_start < %(end)s
+    UNION SELECT licensee_id FROM agreements WHERE effective_from < %(end)s
+        AND (effective_to IS NULL OR effective_to > %(start)s) AND kind IS DISTINCT FROM 'group'
+    EXCEPT SELECT licensee_id FROM invoices WHERE month = %(month)s ORDER BY 1"""
+
+
 def test_the_run_finds_the_same_licensees_and_first_month_as_the_raw_deltas_give(
     ledger_db: LedgerDb, stored: list[UsageRecorded]
 ) -> None:
@@ -118,6 +127,9 @@ def test_the_run_finds_the_same_licensees_and_first_month_as_the_raw_deltas_give
             values = {"start": month.start, "end": month.end, "month": month.start.date()}
             rows = conn.execute(usage_licensees.CANDIDATES, values).fetchall()
             assert rows == conn.execute(raw(usage_licensees.CANDIDATES), values).fetchall(), month
+            assert rows == conn.execute(PLAIN_CANDIDATES, values).fetchall(), month
+        plain_first = conn.execute("SELECT min(period_start) FROM usage_entries").fetchone()
+        assert plain_first is not None and plain_first[0] == first[0]
         assert usage_licensees.uninvoiced(conn, Month(2026, 11)) == ["lic-a"]  # its agreement, no usage
         assert usage_licensees.uninvoiced(conn, SEPT) == ["lic-a", "lic-b"]
 
