@@ -4,7 +4,10 @@ Rows are filtered and windowed by event time: a per-call delta's `occurred_at`; 
 event (`first_event_at`, else its bucket's start). An aggregated delta lies inside one UTC hour, so hour, day
 and month windows, and any `from`/`to` on a UTC hour, are exact to the call. A bound inside an hour is
 exact for per-call rows; an aggregated delta whose calls straddle it counts whole on the side of its first
-call, and the answer says so (`exact: false`). Windows are UTC and clipped to the range asked for. Results
+call, and the answer says so (`exact: false`). The ledger checks that an aggregated delta's event times lie
+in its bucket, not a per-call row's `occurred_at`: the query reads buckets from the hour of `from` on, so a
+per-call row stamped past its bucket's hour counts only in a range that starts by that bucket's hour.
+Windows are UTC and clipped to the range asked for. Results
 are bounded by `limit` (`truncated` says when more matched) and the range by MAX_RANGE, so one query cannot
 scan the whole ledger.
 """
