@@ -108,7 +108,7 @@ def _report(args: argparse.Namespace) -> int:
         return _fail(f"--month: {exc}")
     try:
         with psycopg.connect(args.database_url) as conn:
-            for licensee in [args.licensee] if args.licensee else licensees(conn, month):
+            for licensee in [args.licensee] if args.licensee else month_licensees(conn, month):
                 print("\n".join(_section(conn, licensee, month)) + "\n")
     except (psycopg.Error, TollgateError) as exc:
         return _fail(f"report failed: {exc}")
@@ -120,11 +120,6 @@ def _last_month() -> Any:
 
     now = SystemClock().now()
     return Month.of(now.replace(day=1) - timedelta(days=1))
-
-
-def licensees(conn: Any, month: Any) -> list[str]:
-    """Every licensee with usage in the month or an agreement in force in it (a group's record is none)."""
-    return month_licensees(conn, month)
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:

@@ -18,7 +18,7 @@ which typing's caches made 3-4% of a drain's samples (py-spy, BENCHMARKS.md), an
 keys of the default column family it found absent until the next write to RocksDB: quix reads a
 key's committed value again when a TTL `set` of it is staged (to drop a stale index entry), and for a
 new call's dedupe key that second read is always a miss of the same key. Every write quix makes to that
-column family goes through `write` or `_write`, and both forget the absent keys before they write.
+column family goes through `_write` (a flush's `write` too), which forgets the absent keys first.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class FlooredPartition(RocksDBStorePartition):
 
     def write(self, cache: Any, changelog_offset: int | None, batch: Any = None) -> None:
         """quix's flush; the floor its sweep reached holds once the batch is written, and only then."""
-        pending, self._pending, self._in_flush, self._absent = self._pending, None, True, None
+        pending, self._pending, self._in_flush = self._pending, None, True
         try:
             super().write(cache, changelog_offset, batch)
         except BaseException:

@@ -229,10 +229,11 @@ def evaluate(ctx: Context, fired: Fired | None = None) -> list[Breach]:
     agreement = ctx.agreement
     # A group's own record caps its members' sum (groups.py); it is no agreement for calls of its own.
     if agreement is None or agreement.is_group or not agreement.is_active(ctx.call.time):
-        singles = [Breach("agreement.missing", CRITICAL, ctx.month_window)]
-        return singles if fired is None else [b for b in singles if not fired(b.marker)]
-    found = volume(ctx, agreement, fired)
+        return _not_fired([Breach("agreement.missing", CRITICAL, ctx.month_window)], fired)
     singles = [*rate(ctx, agreement), *unregistered_app(ctx, agreement), *government(ctx, agreement)]
-    found += singles if fired is None else [b for b in singles if not fired(b.marker)]
-    found += anomaly(ctx, agreement, fired)
-    return found
+    return [*volume(ctx, agreement, fired), *_not_fired(singles, fired), *anomaly(ctx, agreement, fired)]
+
+
+def _not_fired(breaches: list[Breach], fired: Fired | None) -> list[Breach]:
+    """`breaches` less those whose marker `fired` finds (all of them without `fired`)."""
+    return breaches if fired is None else [b for b in breaches if not fired(b.marker)]

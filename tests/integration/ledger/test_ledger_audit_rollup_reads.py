@@ -20,7 +20,6 @@ import pytest
 from ledger_support import LedgerDb
 
 from services.cli import main
-from services.cli.report import licensees
 from services.core.agreements import parse_agreement
 from services.core.clock import FixedClock
 from services.core.events import UsageRecorded
@@ -30,7 +29,7 @@ from services.ledger.adapters.postgres.agreements_store import insert_agreement
 from services.ledger.adapters.postgres.audit_data import audit_facts
 from services.ledger.adapters.postgres.db import url_connector
 from services.ledger.adapters.postgres.invoices import Invoicer
-from services.ledger.adapters.postgres.usage_licensees import LICENSEES
+from services.ledger.adapters.postgres.usage_licensees import LICENSEES, month_licensees
 from services.ledger.domain.catalogue import default_catalogue
 from services.ledger.domain.codec import USAGE_COLUMNS, to_row
 
@@ -179,9 +178,9 @@ def test_tollgate_report_lists_every_licensee_with_usage_or_an_agreement_in_the_
     ledger_db: LedgerDb, stored: list[UsageRecorded]
 ) -> None:
     with psycopg.connect(ledger_db.app_url) as conn:
-        assert licensees(conn, SEPT) == ["lic-a", "lic-b"]
-        assert licensees(conn, Month(2026, 11)) == ["lic-a"]  # its agreement, no usage
-        assert licensees(conn, Month(2026, 7)) == ["lic-a"]
+        assert month_licensees(conn, SEPT) == ["lic-a", "lic-b"]
+        assert month_licensees(conn, Month(2026, 11)) == ["lic-a"]  # its agreement, no usage
+        assert month_licensees(conn, Month(2026, 7)) == ["lic-a"]
         raw = LICENSEES.replace("usage_rollup", "usage_entries")
         for month in (SEPT, Month(2026, 8), Month(2026, 10), Month(2026, 11)):
             values = {"start": month.start, "end": month.end}
@@ -231,7 +230,7 @@ def test_the_audit_report_and_licensee_list_read_no_more_deltas_when_a_month_has
     found, partitions = rows_read_twice(ledger_db, 21, {
         "exposure": lambda c: exposure_store.period_exposure(c, "lic-a", START, END, default_catalogue()),
         "audit": lambda c: audit_facts(c, "lic-a", START, END),
-        "licensees": lambda c: licensees(c, SEPT),
+        "licensees": lambda c: month_licensees(c, SEPT),
     })  # fmt: skip
     assert found[0] == found[1]
     assert found[1]["exposure"] == found[1]["licensees"] == 0
