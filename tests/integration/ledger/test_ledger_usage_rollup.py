@@ -94,7 +94,29 @@ def deltas(rng: random.Random) -> list[UsageRecorded]:
                                   government_notified=(rng.random() < 0.5) if kind == "government" else None,
                                   reference=("tollgate.api-calls.v1", 0, i * 100, i * 100 + 49))  # fmt: skip
         out.append(delta)
-    return out
+    return out + pinned_cuts()
+
+
+def pinned_cuts() -> list[UsageRecorded]:
+    """Keys of lic-a that the bounds and windows below cut whatever the seed: so the statement's row-by-row
+    part is exercised, not only its whole-key sums."""
+    hour = datetime(2026, 9, 30, 13, tzinfo=UTC)  # MID, 13:17:05, falls between these two deltas' calls
+    end = hour + timedelta(hours=1)
+    inside = [
+        UsageRecorded(
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"pin-{n}")), "lic-a", "app-1", hour, end,
+            5, 50, org_id="c-1", org_type="commercial", first_event_at=hour + timedelta(minutes=lo),
+            last_event_at=hour + timedelta(minutes=lo + 5), reference=("tollgate.api-calls.v1", 1, n, n + 4),
+        )
+        for n, lo in ((10, 5), (20, 20))
+    ]  # fmt: skip
+    late = datetime(2026, 9, 30, 23, 40, tzinfo=UTC)  # a per-call row stamped past midnight: crosses a day
+    calls = [
+        ApiCall(f"pin-{n}", "gw", late, "lic-a", "app-2", "/x", "GET", 200, 3, 10, "c-2", "commercial")
+        for n in range(2)
+    ]
+    stamped = dataclasses.replace(hour_bucket(calls[1]), occurred_at=late + timedelta(minutes=90))
+    return [*inside, hour_bucket(calls[0]), stamped]
 
 
 @pytest.fixture
@@ -185,3 +207,20 @@ def test_the_rollup_holds_each_keys_sums_and_verify_names_an_edited_one(mixed: L
 def test_the_service_role_cannot_write_the_rollup(mixed: LedgerDb) -> None:
     with psycopg.connect(mixed.app_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("UPDATE usage_rollup SET calls = 0")
+
+
+@pytest.mark.parametrize("window", ["hour", "day", "month"])
+def test_the_fixture_holds_keys_cut_by_a_bound_inside_an_hour_and_by_a_window_edge(
+    mixed: LedgerDb, window: str
+) -> None:
+    # Without such keys the equality tests above would compare whole-key sums only.
+    by_bound = mixed.scalar(
+        "SELECT count(*) FROM usage_rollup WHERE licensee_id = 'lic-a' AND at_min < %s AND at_max >= %s",
+        (MID, MID),
+    )
+    by_window = mixed.scalar(
+        """SELECT count(*) FROM usage_rollup WHERE licensee_id = 'lic-a'
+           AND date_trunc(%s, at_min, 'UTC') <> date_trunc(%s, at_max, 'UTC')""",
+        (window, window),
+    )
+    assert by_bound >= 1 and by_window >= 1

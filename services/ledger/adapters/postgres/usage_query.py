@@ -185,7 +185,8 @@ def run(conn: psycopg.Connection, query: UsageQuery) -> dict[str, Any]:
     values = {"licensee": query.licensee_id, "start": query.start, "end": query.end, "limit": query.limit + 1}
     conn.execute(usage_sums.READ_SETTINGS)
     found = conn.execute(statement(query), values).fetchall()
-    rows = [dict(zip(query.columns, record, strict=True)) for record in found[: query.limit]]
+    columns = query.columns  # a property: computed once here, not once per row (5,760 rows by hour and app)
+    rows = [dict(zip(columns, record, strict=True)) for record in found[: query.limit]]
     return {
         "licensee_id": query.licensee_id, "from": query.start, "to": query.end, "window": query.window,
         "group_by": list(query.group_by), "rows": rows, "truncated": len(found) > query.limit,
