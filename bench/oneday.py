@@ -36,6 +36,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from bench import e2e_bench
+from bench.cpu_budget import CpuMeter
 from bench.e2e_bench import PROCESSED_METRIC, Sample, Services, Tally
 from bench.oneday_traffic import Day, DayPlan, make_day
 from services.demo.observe import wait_members_sharing
@@ -233,15 +234,36 @@ def run_day(
             bootstrap, input_topic = stack.kafka_bootstrap, services.topics["input"]
             settled = wait_members_sharing(bootstrap, services.app_id, input_topic, processors, 180.0)
             result["group_settled_s"] = round(settled, 1)
+            meter = CpuMeter(str(stack.stack_dir or ""))  # no stack dir: any broker or database counts
+            meter.start()
             result["run"] = send_and_sample(services, day, rate, senders, sample_every)
             result["load_average_after_send"] = os.getloadavg()
             result["drain"] = drain(services, drain_timeout)
+            result["cpu"] = meter.stop(day.sent)
+            result["cpu"]["changelog_offsets"] = changelog_offsets(bootstrap, services.app_id)
             result["exactness"], observed = exactness(stack, services, day)
     run_ = result["run"]
     result["sustained_events_per_s"] = run_["through_all_three_per_s"]
     result["lag_flat"] = not any(run_["lag_grew"].values())
     result["exact"] = all(result["exactness"][k] for k in ("totals_exact", "alerts_exact", "dlq_exact"))
     return result, observed
+
+
+def changelog_offsets(bootstrap: str, app_id: str) -> int:
+    """Offsets the run's processor state changelogs hold: a state write each, plus one transaction
+    marker per partition a checkpoint wrote to."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-count-{uuid.uuid4()}"})
+    try:
+        topics = consumer.list_topics(timeout=10).topics
+        total = 0
+        for name, meta in topics.items():
+            if name.startswith(f"changelog__{app_id}--"):
+                for partition in meta.partitions:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=10)
+                    total += high - low
+        return total
+    finally:
+        consumer.close()
 
 
 def run(
@@ -258,7 +280,12 @@ def run(
     """Generate the day, run it through the three services, and return rates, drain and exactness."""
     day, result = generate(calls, licensees)
     measured, _ = run_day(
-        stack, day, rate, ingest_workers=ingest_workers, senders=senders, sample_every=sample_every,
+        stack,
+        day,
+        rate,
+        ingest_workers=ingest_workers,
+        senders=senders,
+        sample_every=sample_every,
         drain_timeout=drain_timeout,
     )
     return {**result, **measured}

@@ -34,6 +34,7 @@ def oneday_rows(result: Mapping[str, Any]) -> list[Row]:
         Row("decided by the processor", dig(run, "rates", "processed_per_s"), "events/s"),
         Row("done (ledgered, or dropped as duplicate/late)", dig(run, "rates", "ledgered_per_s"), "events/s"),
         Row("drain after sending stopped", dig(result, "drain", "drained_after_s"), "s"),
+        *cpu_rows(result.get("cpu") or {}),
         Row(
             "ledger totals per licensee equal the expectation",
             float(bool(exact.get("totals_exact"))),
@@ -59,6 +60,23 @@ def oneday_rows(result: Mapping[str, Any]) -> list[Row]:
     ]
 
 
+def cpu_rows(cpu: Mapping[str, Any]) -> list[Row]:
+    """CPU by stage per event over sending and drain (bench/cpu_budget.py), and what 2 cores allow."""
+    if not cpu:
+        return []
+    events = cpu.get("events") or 0
+    writes = cpu.get("changelog_offsets")
+    rows = [Row(f"CPU per event: {stage}", us, "us/event", note=f"{cpu['cpu_s'].get(stage)} CPU-s")
+            for stage, us in (cpu.get("us_per_event") or {}).items()]  # fmt: skip
+    note = "sum over the services and the stack (not the bench's senders): 2 cores / this"
+    rows.append(Row("CPU per event, services", cpu.get("services_us_per_event"), "us/event", note=note))
+    rows.append(Row("rate 2 cores allow at that cost", cpu.get("two_cores_allow_events_per_s"), "events/s"))
+    if writes is not None and events:
+        rows.append(Row("processor state writes per event", round(writes / events, 2), "writes/event",
+                        note=f"{writes:,} changelog offsets (transaction markers included)"))  # fmt: skip
+    return rows
+
+
 def workers_rows(result: Mapping[str, Any]) -> list[Row]:
     """The many-worker run against the single-worker run of the same day, and both runs' exactness."""
     single, many = result.get("single") or {}, result.get("many") or {}
@@ -74,7 +92,10 @@ def workers_rows(result: Mapping[str, Any]) -> list[Row]:
     return [
         Row(
             "sustained through all three, 2 ingest / 3 workers / 2 ledgers",
-            many.get("sustained_events_per_s"), "events/s", baseline, single.get("sustained_events_per_s"),
+            many.get("sustained_events_per_s"),
+            "events/s",
+            baseline,
+            single.get("sustained_events_per_s"),
             note=f"{plan.get('calls', 0):,} calls, {plan.get('licensees', '?')} licensees, posted at "
             f"{many.get('target_rate')}/s; load average after sending {shown_load}",
         ),
@@ -83,15 +104,24 @@ def workers_rows(result: Mapping[str, Any]) -> list[Row]:
         versus("done (ledgered, or dropped as duplicate/late)", "run", "rates", "ledgered_per_s"),
         versus("drain after sending stopped", "drain", "drained_after_s", unit="s", lower=True),
         Row("single-worker run exact against the expectation", float(bool(single.get("exact"))), "1 = yes"),
-        Row("many-worker run exact against the expectation", float(bool(many.get("exact"))), "1 = yes",
-            note=_exact_note(many.get("exactness") or {})),
-        Row("many-worker run shows the single-worker run's totals, alert ids and DLQ",
-            float(bool(same) and all(same.values())), "1 = yes",
-            note=", ".join(f"{k}: {v}" for k, v in same.items())),
+        Row(
+            "many-worker run exact against the expectation",
+            float(bool(many.get("exact"))),
+            "1 = yes",
+            note=_exact_note(many.get("exactness") or {}),
+        ),
+        Row(
+            "many-worker run shows the single-worker run's totals, alert ids and DLQ",
+            float(bool(same) and all(same.values())),
+            "1 = yes",
+            note=", ".join(f"{k}: {v}" for k, v in same.items()),
+        ),
     ]
 
 
 def _exact_note(exact: Mapping[str, Any]) -> str:
-    return (f"calls {exact.get('ledger_calls')} of {exact.get('expected_calls')}, "
-            f"alerts {exact.get('alerts_seen')} of {exact.get('alerts_expected')}, "
-            f"DLQ {exact.get('dlq_seen')} of {exact.get('dlq_expected')}")
+    return (
+        f"calls {exact.get('ledger_calls')} of {exact.get('expected_calls')}, "
+        f"alerts {exact.get('alerts_seen')} of {exact.get('alerts_expected')}, "
+        f"DLQ {exact.get('dlq_seen')} of {exact.get('dlq_expected')}"
+    )
