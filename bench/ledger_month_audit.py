@@ -153,10 +153,14 @@ def run(database_url: str, trees: dict[str, Path], partition_rows: int, repeat: 
     return {
         **facts, "expected": expected, **compare(runs),
         "exposure_exact": metered["calls"] == expected["calls"] and metered["records"] == expected["records"],
-        "command": f"python -m bench.ledger_month_audit --before-tree {trees['before']} --after-tree "
-                   f"{trees['after']} --partition-rows "
-                   f"{partition_rows} --repeat {repeat} --rounds {rounds}",
+        "command": command("bench.ledger_month_audit", trees, partition_rows, repeat, rounds),
     }  # fmt: skip
+
+
+def command(module: str, trees: dict[str, Path], partition_rows: int, repeat: int, rounds: int) -> str:
+    """The command line `cli` takes for these arguments, as the JSON records it."""
+    return (f"python -m {module} --before-tree {trees['before']} --after-tree {trees['after']} "
+            f"--partition-rows {partition_rows} --repeat {repeat} --rounds {rounds}")  # fmt: skip
 
 
 def cli(doc: str | None, run_trees: Callable[..., dict[str, Any]]) -> None:

@@ -56,7 +56,7 @@ INSERT INTO {table} (usage_id, licensee_id, app_id, period_start, period_end, ca
     government_notified, source_topic, source_partition, source_first_offset, source_last_offset)
 SELECT md5(%(licensee)s || '|' || p.k || '|' || p.app || '|' || p.org)::uuid::text, %(licensee)s,
        'app-' || p.app, date_trunc('hour', p.at, 'UTC'), date_trunc('hour', p.at, 'UTC') + interval '1 hour',
-       p.calls, p.calls * p.records_per_call, %(licensee)s || '-org-' || p.org,
+       p.calls, p.calls * p.records_per_call, %(org_prefix)s || '-org-' || p.org,
        CASE WHEN p.org = %(government)s THEN 'government' ELSE 'commercial' END,
        'tollgate.billable.v1', %(partition)s, p.n - 1, p.at + make_interval(secs => %(flush)s + 1),
        p.at, p.at + make_interval(secs => %(flush)s * (p.calls - 1)::float8 / p.calls),
@@ -91,6 +91,7 @@ class Licensee:
     flushes: int
     partition: int = 0
     notified: bool = True  # its government org's notice came before the month
+    orgs: str = ""  # its requester orgs' prefix: another licensee's serves the same orgs (default its own id)
 
     def combos(self) -> list[tuple[int, int, int, int]]:
         """(app, org, month calls, records per call) of every bucket key; calls sum to `calls` exactly."""
@@ -123,7 +124,8 @@ def fill(conn: psycopg.Connection, licensee: Licensee, table: str = "usage_entri
         "per_call": [c[3] for c in combos], "start": licensee.start, "flush": FLUSH_SECONDS,
         "flushes": licensee.flushes, "per_day": per_day, "days": licensee.flushes / per_day,
         "swing": DAY_SWING,
-        "licensee": licensee.licensee_id, "government": ORGS - 1, "partition": licensee.partition,
+        "licensee": licensee.licensee_id, "org_prefix": licensee.orgs or licensee.licensee_id,
+        "government": ORGS - 1, "partition": licensee.partition,
         "notified": licensee.notified,
     })  # fmt: skip
     conn.commit()

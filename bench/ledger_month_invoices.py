@@ -22,7 +22,7 @@ import psycopg
 
 from bench.ledger_bench import schema
 from bench.ledger_month import DAYS, LICENSEE, START, load
-from bench.ledger_month_audit import alternate, cli, compare
+from bench.ledger_month_audit import alternate, cli, command, compare
 from bench.ledger_month_fill import PER_DAY, Licensee
 from bench.ledger_month_plans import agreement
 from services.core.agreements import parse_agreement
@@ -81,8 +81,7 @@ def run(database_url: str, trees: dict[str, Path], partition_rows: int, repeat: 
         **facts, "seconds": seconds, "usage_rows": rows, "rollup_rows": rollup, "expected": expected,
         **compare(runs), "billed_lic_000": billed,
         "billed_exact": all(b == [expected["calls"], expected["records"]] for b in billed.values()),
-        "command": f"python -m bench.ledger_month_invoices --before-tree {trees['before']} --after-tree "
-                   f"{trees['after']} --partition-rows {partition_rows} --repeat {repeat} --rounds {rounds}",
+        "command": command("bench.ledger_month_invoices", trees, partition_rows, repeat, rounds),
     }  # fmt: skip
 
 

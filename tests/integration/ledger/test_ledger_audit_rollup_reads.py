@@ -160,9 +160,12 @@ def test_group_months_and_shared_orgs_equal_the_same_sums_over_the_raw_deltas(
 ) -> None:
     bounds = {"ids": ["lic-a", "lic-b"], "start": START, "end": END}
     with psycopg.connect(ledger_db.app_url) as conn:
-        for query in (group_store.MONTHS, group_store.SHARED):
-            rollup = sorted(conn.execute(query, bounds).fetchall())
-            raw = sorted(conn.execute(query.replace("usage_rollup", "usage_entries"), bounds).fetchall())
+        pairs = group_store.served(conn, bounds)
+        raw_served = conn.execute(group_store.SERVED.replace("usage_rollup", "usage_entries"), bounds)
+        assert list(zip(pairs["orgs"], pairs["months"], strict=True)) == raw_served.fetchall()
+        for query, values in ((group_store.MONTHS, bounds), (group_store.SHARED, pairs)):
+            rollup = sorted(conn.execute(query, values).fetchall())
+            raw = sorted(conn.execute(query.replace("usage_rollup", "usage_entries"), values).fetchall())
             assert rollup == raw and len(rollup) >= 6
         shared = group_store.shared_org_facts(conn, ["lic-a"], START, END)
     truth: dict[tuple[str, str | None, str], int] = defaultdict(int)

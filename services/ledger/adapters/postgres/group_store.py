@@ -34,17 +34,21 @@ MONTHS = """SELECT licensee_id, (date_trunc('month', period_start, 'UTC') AT TIM
     FROM usage_rollup WHERE licensee_id = ANY(%(ids)s)
       AND period_start >= %(start)s AND period_start < %(end)s
     GROUP BY 1, 2"""
-# Orgs the licensees in scope served, with every licensee that served them in the same month (from the
-# rollup, as MONTHS).
-SHARED = """WITH mine AS (
-        SELECT DISTINCT org_id, date_trunc('month', period_start, 'UTC') AS m FROM usage_rollup
-        WHERE licensee_id = ANY(%(ids)s) AND period_start >= %(start)s AND period_start < %(end)s
-          AND org_id IS NOT NULL)
-    SELECT (date_trunc('month', u.period_start, 'UTC') AT TIME ZONE 'UTC')::date, u.org_id, max(u.org_type),
-        u.licensee_id, sum(u.calls), sum(u.records)
-    FROM usage_rollup u JOIN mine ON mine.org_id = u.org_id
-        AND mine.m = date_trunc('month', u.period_start, 'UTC')
-    WHERE u.period_start >= %(start)s AND u.period_start < %(end)s
+# The orgs the licensees in scope served, with each month they did (the rollup's unique index alone).
+SERVED = """SELECT DISTINCT org_id, date_trunc('month', period_start, 'UTC') FROM usage_rollup
+    WHERE licensee_id = ANY(%(ids)s) AND period_start >= %(start)s AND period_start < %(end)s
+      AND org_id IS NOT NULL ORDER BY 1, 2"""
+# Every licensee that served those orgs in those months (from the rollup, as MONTHS): each (org, month) an
+# index range of usage_rollup_by_org (migration 0016), not a scan of every licensee's rows of the period.
+# The pairs come as arrays, so the planner knows how few they are (estimated from a DISTINCT, a small
+# licensee's 10 looked like 300 and got a sequential scan).
+SHARED = """SELECT (s.m AT TIME ZONE 'UTC')::date, s.org_id, max(u.org_type), u.licensee_id, sum(u.calls),
+        sum(u.records)
+    FROM unnest(%(orgs)s::text[], %(months)s::timestamptz[]) AS s (org_id, m)
+    CROSS JOIN LATERAL (SELECT u.licensee_id, u.org_type, u.calls, u.records FROM usage_rollup u
+        WHERE u.org_id = s.org_id AND u.period_start >= greatest(s.m, %(start)s)
+          AND u.period_start < least((s.m AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC',
+                                     %(end)s)) AS u
     GROUP BY 1, 2, 4"""
 PARENTS = """SELECT DISTINCT ON (licensee_id) licensee_id, parent_id FROM agreements
     WHERE licensee_id = ANY(%(ids)s)
@@ -92,12 +96,18 @@ def shared_org_facts(
     """Requester orgs the licensees served in a month in which other licensees served them too."""
     bounds = {"ids": licensee_ids, "start": start, "end": end}
     uses = [OrgUse(month, str(org), kind, str(lic), int(c), int(r))
-            for month, org, kind, lic, c, r in conn.execute(SHARED, bounds)]  # fmt: skip
+            for month, org, kind, lic, c, r in conn.execute(SHARED, served(conn, bounds))]  # fmt: skip
     everyone = sorted({u.licensee_id for u in uses})
     parents: dict[str, str | None] = {}
     if everyone:
         parents = {str(lic): parent for lic, parent in conn.execute(PARENTS, {**bounds, "ids": everyone})}
     return shared_orgs(uses, parents)
+
+
+def served(conn: psycopg.Connection, bounds: dict[str, Any]) -> dict[str, Any]:
+    """`bounds` with the orgs its licensees served and the month of each, as SHARED takes them."""
+    pairs = conn.execute(SERVED, bounds).fetchall()
+    return {**bounds, "orgs": [org for org, _ in pairs], "months": [month for _, month in pairs]}
 
 
 def scope_of(group: dict[str, Any] | None, licensee_id: str) -> list[str]:
