@@ -122,9 +122,14 @@ def alternate(trees: dict[str, Path], url: str, repeat: int, rounds: int, timer:
     """`rounds` rounds of one process per tree, the tree that goes first alternating; each tree's JSONs."""
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     for i in range(rounds):
-        for name in ("before", "after") if i % 2 == 0 else ("after", "before"):
+        for name in turns(i):
             runs[name].append(time_tree(trees[name], url, repeat, timer))
     return runs
+
+
+def turns(i: int) -> tuple[str, str]:
+    """The trees in the order they go in round (or run) `i`: before first in even ones, after in odd."""
+    return ("before", "after") if i % 2 == 0 else ("after", "before")
 
 
 def compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -163,19 +168,23 @@ def command(module: str, trees: dict[str, Path], partition_rows: int, repeat: in
             f"--partition-rows {partition_rows} --repeat {repeat} --rounds {rounds}")  # fmt: skip
 
 
-def cli(doc: str | None, run_trees: Callable[..., dict[str, Any]]) -> None:
-    """The command line both tree benches share: parse it, run `run_trees` on it, print its JSON."""
+def cli(
+    doc: str | None, run_trees: Callable[..., dict[str, Any]], repeat: int = 5, rounds: bool = True
+) -> None:
+    """The command line the tree benches share: parse it, run `run_trees` on it, print its JSON. Without
+    `rounds` there is no --rounds (the bench alternates in one process) and `run_trees` gets None for it."""
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("TOLLGATE_DATABASE_URL", ""))
     parser.add_argument("--before-tree", type=Path, required=True, help="a copy of the older commit's tree")
     parser.add_argument("--after-tree", type=Path, default=HERE, help="default: this checkout")
     parser.add_argument("--partition-rows", type=int, default=2_000_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    if rounds:
+        parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     trees = {"before": args.before_tree, "after": args.after_tree}
-    found = run_trees(args.database_url, trees, args.partition_rows, args.repeat, args.rounds,
-                      os.environ.get("TOLLGATE_APP_DATABASE_URL"))  # fmt: skip
+    found = run_trees(args.database_url, trees, args.partition_rows, args.repeat,
+                      getattr(args, "rounds", None), os.environ.get("TOLLGATE_APP_DATABASE_URL"))  # fmt: skip
     print(json.dumps(found, indent=2, default=str))
 
 

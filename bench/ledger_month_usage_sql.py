@@ -14,7 +14,6 @@ timed: Python's row building is the same in both. JSON out: medians, ratio after
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -30,11 +29,11 @@ from psycopg import sql
 
 from bench.ledger_bench import schema
 from bench.ledger_month import CALLS, DAYS, LICENSEE, START, load
+from bench.ledger_month_audit import cli, turns
 from bench.ledger_month_fill import PER_DAY, Licensee
 from services.ledger.adapters.postgres.usage_sums import READ_SETTINGS
 from services.ledger.settings import DEFAULT_APP_ROLE, role_of
 
-HERE = Path(__file__).resolve().parent.parent
 END = datetime(2026, 10, 1, tzinfo=UTC)
 # bench.ledger_month's three queries, and the month from 00:30: its first hour's 80 keys are cut.
 QUERIES: dict[str, dict[str, str]] = {
@@ -86,7 +85,7 @@ def timed(
     runs: dict[str, list[float]] = {tree: [] for tree in trees}
     loads = [round(os.getloadavg()[0], 2)]
     for i in range(repeat):
-        for tree in list(trees)[:: 1 if i % 2 == 0 else -1]:
+        for tree in turns(i):
             runs[tree].append(round(_once(conn, trees[tree][name], values)[0], 1))
     loads.append(round(os.getloadavg()[0], 2))
     medians = {tree: round(statistics.median(times), 1) for tree, times in runs.items()}
@@ -114,17 +113,14 @@ def run(database_url: str, before: Path, after: Path, app_database_url: str | No
 
 def main() -> None:
     """Run against $TOLLGATE_DATABASE_URL (or the flag); print JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("TOLLGATE_DATABASE_URL", ""))
-    parser.add_argument("--before-tree", type=Path, required=True)
-    parser.add_argument("--after-tree", type=Path, default=HERE)
-    parser.add_argument("--partition-rows", type=int, default=2_000_000)
-    parser.add_argument("--repeat", type=int, default=15)
-    args = parser.parse_args()
-    app_url = os.environ.get("TOLLGATE_APP_DATABASE_URL")
-    found = run(args.database_url, args.before_tree.resolve(), args.after_tree.resolve(), app_url,
-                args.partition_rows, args.repeat)  # fmt: skip
-    print(json.dumps(found, indent=2, default=str))
+    cli(__doc__, trees_run, repeat=15, rounds=False)
+
+
+def trees_run(database_url: str, trees: dict[str, Path], partition_rows: int, repeat: int, _rounds: None,
+              app_database_url: str | None) -> dict[str, Any]:  # fmt: skip
+    """`run` as bench.ledger_month_audit's `cli` calls it (this bench alternates in one process)."""
+    return run(database_url, trees["before"].resolve(), trees["after"].resolve(), app_database_url,
+               partition_rows, repeat)  # fmt: skip
 
 
 if __name__ == "__main__":
