@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cpu_budget import read_processes
 from services.core.tokens import FileTokenStore
 from services.demo.launcher import wait_http_ok
 from services.demo.scenario import MONTH_START
@@ -92,19 +93,10 @@ def wait_for_workers(process: subprocess.Popen[bytes], log_path: Path, workers: 
 
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU seconds of process `root` and its descendants (Linux /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    processes = read_processes()
     tree, grew = {root}, True
     while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        more = {pid for pid, (_, parent, _) in processes.items() if parent in tree} - tree
         tree |= more
         grew = bool(more)
-    return sum(times.get(pid, 0.0) for pid in tree)
+    return sum(processes[pid][2] for pid in tree if pid in processes)

@@ -280,12 +280,7 @@ def run(
     """Generate the day, run it through the three services, and return rates, drain and exactness."""
     day, result = generate(calls, licensees)
     measured, _ = run_day(
-        stack,
-        day,
-        rate,
-        ingest_workers=ingest_workers,
-        senders=senders,
-        sample_every=sample_every,
+        stack, day, rate, ingest_workers=ingest_workers, senders=senders, sample_every=sample_every,
         drain_timeout=drain_timeout,
     )
     return {**result, **measured}

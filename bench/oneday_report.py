@@ -92,10 +92,7 @@ def workers_rows(result: Mapping[str, Any]) -> list[Row]:
     return [
         Row(
             "sustained through all three, 2 ingest / 3 workers / 2 ledgers",
-            many.get("sustained_events_per_s"),
-            "events/s",
-            baseline,
-            single.get("sustained_events_per_s"),
+            many.get("sustained_events_per_s"), "events/s", baseline, single.get("sustained_events_per_s"),
             note=f"{plan.get('calls', 0):,} calls, {plan.get('licensees', '?')} licensees, posted at "
             f"{many.get('target_rate')}/s; load average after sending {shown_load}",
         ),
@@ -104,24 +101,15 @@ def workers_rows(result: Mapping[str, Any]) -> list[Row]:
         versus("done (ledgered, or dropped as duplicate/late)", "run", "rates", "ledgered_per_s"),
         versus("drain after sending stopped", "drain", "drained_after_s", unit="s", lower=True),
         Row("single-worker run exact against the expectation", float(bool(single.get("exact"))), "1 = yes"),
-        Row(
-            "many-worker run exact against the expectation",
-            float(bool(many.get("exact"))),
-            "1 = yes",
-            note=_exact_note(many.get("exactness") or {}),
-        ),
-        Row(
-            "many-worker run shows the single-worker run's totals, alert ids and DLQ",
-            float(bool(same) and all(same.values())),
-            "1 = yes",
-            note=", ".join(f"{k}: {v}" for k, v in same.items()),
-        ),
+        Row("many-worker run exact against the expectation", float(bool(many.get("exact"))), "1 = yes",
+            note=_exact_note(many.get("exactness") or {})),
+        Row("many-worker run shows the single-worker run's totals, alert ids and DLQ",
+            float(bool(same) and all(same.values())), "1 = yes",
+            note=", ".join(f"{k}: {v}" for k, v in same.items())),
     ]
 
 
 def _exact_note(exact: Mapping[str, Any]) -> str:
-    return (
-        f"calls {exact.get('ledger_calls')} of {exact.get('expected_calls')}, "
-        f"alerts {exact.get('alerts_seen')} of {exact.get('alerts_expected')}, "
-        f"DLQ {exact.get('dlq_seen')} of {exact.get('dlq_expected')}"
-    )
+    return (f"calls {exact.get('ledger_calls')} of {exact.get('expected_calls')}, "
+            f"alerts {exact.get('alerts_seen')} of {exact.get('alerts_expected')}, "
+            f"DLQ {exact.get('dlq_seen')} of {exact.get('dlq_expected')}")
