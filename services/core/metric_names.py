@@ -45,6 +45,8 @@ ACTIVE_VIOLATION: Final = "tollgate_active_violation"
 PROCESSOR_LAG_SECONDS: Final = "tollgate_processor_lag_seconds"
 # gauge: input partitions this worker knows to hold usage buckets not yet sent as billable deltas
 OPEN_USAGE_PARTITIONS: Final = "tollgate_processor_open_usage_partitions"
+# gauge: seconds the worker's checkpoints stay open now (the catch-up interval while it is behind)
+CHECKPOINT_INTERVAL_SECONDS: Final = "tollgate_processor_checkpoint_interval_seconds"
 EVENT_TIME_LAG_SECONDS: Final = "tollgate_event_time_lag_seconds"  # histogram: Kafka timestamp - event time
 
 # ledger
@@ -74,6 +76,7 @@ KINDS: Final[dict[str, Kind]] = {
     ACTIVE_VIOLATION: "gauge",
     PROCESSOR_LAG_SECONDS: "gauge",
     OPEN_USAGE_PARTITIONS: "gauge",
+    CHECKPOINT_INTERVAL_SECONDS: "gauge",
     EVENT_TIME_LAG_SECONDS: "histogram",
     LEDGER_ENTRIES_WRITTEN: "counter",
     LEDGER_CONSUMER_LAG: "gauge",
@@ -101,6 +104,7 @@ LABELS: Final[dict[str, tuple[str, ...]]] = {
     ACTIVE_VIOLATION: ("licensee", "rule"),
     PROCESSOR_LAG_SECONDS: (),
     OPEN_USAGE_PARTITIONS: (),
+    CHECKPOINT_INTERVAL_SECONDS: (),
     EVENT_TIME_LAG_SECONDS: (),
     LEDGER_ENTRIES_WRITTEN: ("kind",),
     LEDGER_CONSUMER_LAG: ("partition",),

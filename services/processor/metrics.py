@@ -74,6 +74,11 @@ class ProcessorMetrics:
             "While input records are pending: wall clock minus Kafka timestamp of the last record; else 0",
             registry=r,
         )
+        self.checkpoint_interval = Gauge(
+            "tollgate_processor_checkpoint_interval_seconds",
+            "Seconds this worker's checkpoints stay open now: the catch-up interval while it is behind",
+            registry=r,
+        )
         self.open_usage = Gauge(
             "tollgate_processor_open_usage_partitions",
             "Input partitions this worker knows to hold usage buckets not yet sent as billable deltas",

@@ -8,6 +8,7 @@ quix, which then produces the changelog and commits outputs, state and input off
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,8 @@ from services.processor.settings import ProcessorSettings
 from services.processor.state import LicenseeState, PartitionState
 from services.processor.tally import Tally
 from services.processor.ticker import Ticker
+
+log = logging.getLogger(__name__)
 
 
 def build(
@@ -94,8 +97,20 @@ def build(
     def produce(topic: str, key: bytes, value: bytes) -> None:
         context.producer.produce(topic=topic, key=key, value=value)
 
+    pace = settings.pace()
+    metrics.checkpoint_interval.set(pace.interval)
+
+    def done() -> None:
+        # Runs inside the commit, before quix opens the next checkpoint with `context.commit_interval`.
+        batches.clear()
+        interval = pace.next_interval(lag.seconds())
+        if interval != context.commit_interval:
+            log.info("checkpoints every %.2f s (lag %.1f s)", interval, lag.seconds())
+            context.commit_interval = interval
+            metrics.checkpoint_interval.set(interval)
+
     usage_flush = UsageFlush(settings.input_topic, names.billable, settings.usage_flush_seconds, clock)
-    context.sink_manager.register(CheckpointHook(opened, batches.clear, usage_flush, produce, ticker.due))
+    context.sink_manager.register(CheckpointHook(opened, done, usage_flush, produce, ticker.due))
     sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)
     sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(clock.now().timestamp() * 1000))
     sdf.to_topic(lambda value, key, timestamp, headers: _topic(outputs, value), key=lambda value: value.key)

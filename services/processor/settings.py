@@ -12,6 +12,7 @@ from services.core.errors import SettingsError
 from services.core.security import KafkaSecurity
 from services.core.settings import bootstrap_servers, integer, number
 from services.processor.domain.step import Policy
+from services.processor.pace import Pace
 
 DAY = 86_400.0
 
@@ -39,6 +40,10 @@ class ProcessorSettings:
     # Outputs become visible to read_committed readers when their checkpoint commits: this bounds
     # event-to-alert latency, and each commit costs a transaction round trip.
     commit_interval_seconds: float = 0.1
+    # While the worker is more than `catch_up_lag_seconds` behind its input, checkpoints stay open this
+    # long instead (pace.py): fewer, larger transactions while every alert is late by the backlog anyway.
+    catch_up_commit_interval_seconds: float = 1.0
+    catch_up_lag_seconds: float = 2.0
     producer_linger_ms: int = 5
     producer_compression: str | None = "zstd"
     session_timeout_seconds: float = 10.0
@@ -68,6 +73,8 @@ class ProcessorSettings:
         if max_age < lateness:
             raise SettingsError("TOLLGATE_PROCESSOR_MAX_EVENT_AGE_SECONDS must be at least the lateness")
         app_id = environ.get("TOLLGATE_PROCESSOR_APP_ID", "").strip() or "tollgate-processor"
+        commit_interval = number(environ, "TOLLGATE_PROCESSOR_COMMIT_INTERVAL_SECONDS", 0.1, 0.01)
+        transaction_timeout = number(environ, "TOLLGATE_PROCESSOR_TRANSACTION_TIMEOUT_SECONDS", 10.0, 1.0)
         return cls(
             kafka_bootstrap=bootstrap_servers(environ),
             app_id=app_id,
@@ -87,17 +94,23 @@ class ProcessorSettings:
             alerts_topic=_topic(environ, "ALERTS", topics.ALERTS),
             billable_topic=_topic(environ, "BILLABLE", topics.BILLABLE),
             loglevel=environ.get("TOLLGATE_LOG_LEVEL", "info").strip().lower() or "info",
-            commit_interval_seconds=number(environ, "TOLLGATE_PROCESSOR_COMMIT_INTERVAL_SECONDS", 0.1, 0.01),
+            commit_interval_seconds=commit_interval,
+            catch_up_commit_interval_seconds=_catch_up(environ, commit_interval, transaction_timeout),
+            catch_up_lag_seconds=number(environ, "TOLLGATE_PROCESSOR_CATCH_UP_LAG_SECONDS", 2.0, 0.0),
             producer_linger_ms=integer(environ, "TOLLGATE_PROCESSOR_PRODUCER_LINGER_MS", 5, 0, 1000),
             producer_compression=_compression(environ),
             # The broker refuses sessions outside group.{min,max}.session.timeout.ms (6 s and 30 min).
             session_timeout_seconds=number(environ, "TOLLGATE_PROCESSOR_SESSION_TIMEOUT_SECONDS", 10.0, 6.0),
-            transaction_timeout_seconds=number(
-                environ, "TOLLGATE_PROCESSOR_TRANSACTION_TIMEOUT_SECONDS", 10.0, 1.0
-            ),
+            transaction_timeout_seconds=transaction_timeout,
             usage_flush_seconds=_usage_flush(environ),
             sweep_from_floor=_switch(environ, "TOLLGATE_PROCESSOR_SWEEP_FROM_FLOOR", True),
             kafka_security=KafkaSecurity.from_env(environ),
+        )
+
+    def pace(self) -> Pace:
+        """The checkpoint intervals, kept up and catching up."""
+        return Pace(
+            self.commit_interval_seconds, self.catch_up_commit_interval_seconds, self.catch_up_lag_seconds
         )
 
     def policy(self) -> Policy:
@@ -108,6 +121,17 @@ class ProcessorSettings:
             max_age=timedelta(seconds=self.max_age_seconds),
             max_lead=timedelta(seconds=self.max_lead_seconds),
         )
+
+
+def _catch_up(environ: Mapping[str, str], interval: float, transaction_timeout: float) -> float:
+    name = "TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS"
+    seconds = number(environ, name, max(1.0, interval), 0.01)
+    if seconds < interval:
+        raise SettingsError(f"{name} must be at least TOLLGATE_PROCESSOR_COMMIT_INTERVAL_SECONDS")
+    if seconds > max(interval, transaction_timeout / 2):
+        # The coordinator aborts a transaction open longer than its timeout; leave room for the commit.
+        raise SettingsError(f"{name} must be at most half of TOLLGATE_PROCESSOR_TRANSACTION_TIMEOUT_SECONDS")
+    return seconds
 
 
 def _usage_flush(environ: Mapping[str, str]) -> float:
