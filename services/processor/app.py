@@ -24,6 +24,7 @@ from services.processor.agreements_view import AgreementsView
 from services.processor.batch import Known
 from services.processor.health import Health
 from services.processor.metrics import ProcessorMetrics
+from services.processor.rocksdb_options import MemtableBloomOptions
 from services.processor.settings import ProcessorSettings
 from services.processor.sweep_floor import install as sweep_from_floor
 from services.processor.ticker import Ticker, TickSender
@@ -136,6 +137,7 @@ def bootstrap(
         auto_offset_reset="earliest",
         commit_interval=settings.commit_interval_seconds,
         state_dir=str(settings.data_dir),
+        rocksdb_options=MemtableBloomOptions(),
         loglevel=None,
         consumer_extra_config={
             "isolation.level": "read_committed",

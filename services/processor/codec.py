@@ -42,7 +42,7 @@ def decode_call(payload: bytes | None) -> ApiCall | Invalid:
         return Invalid("invalid: unreadable", [{"field": field, "reason": str(exc)[:200]}])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per call, and frozen ones cost more to build
 class Source:
     """Where a message came from."""
 
@@ -83,7 +83,7 @@ class Tick:
 TICKED = Tick()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per call, and frozen ones cost more to build
 class Incoming:
     """One input message as the deserializer read it: the raw payload and the call, or why not."""
 

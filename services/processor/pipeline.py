@@ -72,9 +72,7 @@ def build(
     # partition -> (the open checkpoint, its batch of the partition's store, the partition's state)
     batches: dict[int, tuple[object, Batch, PartitionState]] = {}
 
-    def step(
-        value: Incoming | None, key: bytes | None, timestamp: int, headers: Any, state: Any
-    ) -> list[Emit]:
+    def step(value: Incoming | None, key: bytes | None, timestamp: int, headers: Any) -> list[Emit]:
         ctx = message_context()
         checkpoint = context.checkpoint
         held = batches.get(ctx.partition)
@@ -111,7 +109,10 @@ def build(
 
     usage_flush = UsageFlush(settings.input_topic, names.billable, settings.usage_flush_seconds, clock)
     context.sink_manager.register(CheckpointHook(opened, done, usage_flush, produce, ticker.due))
-    sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)
+    # The store is registered as `stateful=True` would, but the step opens its own store transaction
+    # once per partition and checkpoint: quix's stateful wrapper builds a State object per record.
+    sdf.register_store()
+    sdf = sdf.apply(step, metadata=True, expand=True)
     sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(clock.now().timestamp() * 1000))
     sdf.to_topic(lambda value, key, timestamp, headers: _topic(outputs, value), key=lambda value: value.key)
 

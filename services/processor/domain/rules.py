@@ -42,7 +42,7 @@ Fired = Callable[[str], bool]
 Level = tuple[int, str, str]  # threshold, rule, severity
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per call, and frozen ones cost more to build
 class MonthUsage:
     """Counted calls and records of one licensee in one calendar month (UTC)."""
 
@@ -50,7 +50,7 @@ class MonthUsage:
     records: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per call, and frozen ones cost more to build
 class Context:
     """What the rules see about one counted call."""
 

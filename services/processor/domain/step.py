@@ -42,7 +42,7 @@ class Policy:
     max_lead: timedelta = timedelta(minutes=5)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per call, and frozen ones cost more to build
 class Counts:
     """The licensee's latest counts after a counted call (what the gauges show)."""
 

@@ -18,7 +18,7 @@ class StateReader(Protocol):
         """The live value of `key`, or None."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per call, and frozen ones cost more to build
 class Write:
     """One keyed value to store; it expires at `expires_at` (epoch seconds of event time), None: never."""
 

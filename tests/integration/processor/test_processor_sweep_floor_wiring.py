@@ -1,4 +1,5 @@
-"""A worker built by `bootstrap` sweeps its TTL index from a floor unless its settings say not to."""
+"""A worker built by `bootstrap` sweeps its TTL index from a floor unless its settings say not to, and
+opens its stores with the memtable bloom."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from quixstreams.state.rocksdb import RocksDBStore
 from services.processor.agreements_view import AgreementsView
 from services.processor.app import bootstrap
 from services.processor.metrics import ProcessorMetrics
+from services.processor.rocksdb_options import MemtableBloomOptions
 from services.processor.settings import ProcessorSettings
 from services.processor.sweep_floor import FlooredStore
 
@@ -33,6 +35,7 @@ def test_a_worker_sweeps_from_a_floor_unless_told_not_to(
         stores = [s for by_name in worker.app._state_manager.stores.values() for s in by_name.values()]
         assert len(stores) >= 2  # the licensee store and the group store
         assert all(type(store) is expected for store in stores)
+        assert isinstance(worker.app._config.rocksdb_options, MemtableBloomOptions)
     finally:
         if worker.ticks is not None:
             worker.ticks.close()
