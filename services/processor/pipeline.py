@@ -8,7 +8,6 @@ quix, which then produces the changelog and commits outputs, state and input off
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from quixstreams.models.topics import Topic
 
 from services.core import topics
 from services.core.clock import Clock
-from services.processor import group_stage
+from services.processor import checkpoint_pace, group_stage
 from services.processor.agreements_view import AgreementsView
 from services.processor.batch import Batch, Known
 from services.processor.codec import TICKED, Incoming, Source, check_key, read_message
@@ -30,8 +29,6 @@ from services.processor.settings import ProcessorSettings
 from services.processor.state import LicenseeState, PartitionState
 from services.processor.tally import Tally
 from services.processor.ticker import Ticker
-
-log = logging.getLogger(__name__)
 
 
 def build(
@@ -96,16 +93,12 @@ def build(
         context.producer.produce(topic=topic, key=key, value=value)
 
     pace = settings.pace()
-    metrics.checkpoint_interval.set(pace.interval)
+    paced = checkpoint_pace.install(context, pace.interval, metrics.checkpoint_interval.set)
 
     def done() -> None:
-        # Runs inside the commit, before quix opens the next checkpoint with `context.commit_interval`.
+        # Runs inside the commit, before quix opens the next checkpoint (checkpoint_pace.py).
         batches.clear()
-        interval = pace.next_interval(lag.seconds())
-        if interval != context.commit_interval:
-            log.info("checkpoints every %.2f s (lag %.1f s)", interval, lag.seconds())
-            context.commit_interval = interval
-            metrics.checkpoint_interval.set(interval)
+        paced.requested = pace.next_interval(lag.seconds())
 
     usage_flush = UsageFlush(settings.input_topic, names.billable, settings.usage_flush_seconds, clock)
     context.sink_manager.register(CheckpointHook(opened, done, usage_flush, produce, ticker.due))
