@@ -364,6 +364,9 @@ class Workers:
             "TOLLGATE_PROCESSOR_DATA_DIR": str(self.data_dir(name)),
             # The proofs read the billable topic soon after the calls: flush usage every second.
             "TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS": "1",
+            # The proofs place their faults by committed progress (`wait_counted`), which 1 s catch-up
+            # checkpoints would step over; test_processor_catch_up.py turns catching up back on.
+            "TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "0.1",
             **self.env,
             **(extra or {}),
         }

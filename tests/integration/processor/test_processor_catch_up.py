@@ -41,7 +41,7 @@ def test_a_worker_behind_its_input_checkpoints_every_second_then_every_tenth_onc
     # Queued for a minute: even the last record of the backlog is far behind the clock when handled.
     _produce_stamped(broker, topics.input, backlog, int((time.time() - 60) * 1000))
     workers = Workers(broker, topics, tmp_path)
-    worker = workers.start("solo")
+    worker = workers.start("solo", {"TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "1.0"})
     seen: set[float] = set()
     stop = threading.Event()
 
