@@ -403,7 +403,7 @@ def run_kafka(stack: StackInfo, quick: bool) -> dict[str, Any]:
 def run_ingest(stack: StackInfo, quick: bool) -> dict[str, Any]:
     """bench.ingest_bench (medians of its own runs)."""
     module = importlib.import_module("bench.ingest_bench")
-    options = {"events": 3_000, "runs": 1} if quick else {"events": 20_000, "runs": 3}
+    options = {"events": 3_000, "runs": 1} if quick else {"runs": 3}
     return dict(call_with(module.run, stack, options))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,29 @@ def test_two_processes_may_listen_on_one_port() -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_connections_accepted_on_the_shared_port_send_without_nagle_delay() -> None:
+    sock = reuseport_socket("127.0.0.1", 0)
+    sock.listen()
+    nodelay: list[int] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted = transport.get_extra_info("socket")
+            nodelay.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            while not nodelay:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(accept_one(), timeout=10))
+    assert nodelay == [1]
 
 
 def test_a_port_held_without_sharing_is_refused() -> None:
