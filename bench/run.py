@@ -438,13 +438,18 @@ def run_e2e(stack: StackInfo, quick: bool) -> dict[str, Any]:
     return e2e_bench.run(stack)
 
 
+# Offered 10% above the 5,000 events/s target: offered exactly the target, a run that keeps up measures a
+# slope just under what was posted (4,979 of 5,000 on 2026-12-07), and the verdict cannot say yes.
+ONEDAY_RATE = 5_500.0
+
+
 def run_oneday(stack: StackInfo, quick: bool) -> dict[str, Any]:
-    """bench.oneday: the day of 2.1 M calls at 5,000 events/s (--quick: 20,000 calls at 2,000/s)."""
+    """bench.oneday: the day of 2.1 M calls offered at 5,500 events/s (--quick: 20,000 calls at 2,000/s)."""
     from bench import oneday
 
     if quick:
         return oneday.run(stack, calls=20_000, licensees=20, rate=2_000.0)
-    return oneday.run(stack)
+    return oneday.run(stack, rate=ONEDAY_RATE)
 
 
 def run_workers(stack: StackInfo, quick: bool) -> dict[str, Any]:
@@ -487,7 +492,7 @@ HOW = {
     "(filler licensees to 2 M rows in the month's partition), chains verified, the API's reads timed "
     "(medians, warm) and checked against the generator's totals, with EXPLAIN ANALYZE saved.",
     "e2e": "One sustained run (`bench.e2e_bench`); rates are slopes of 5 s samples, first sample left out.",
-    "oneday": "`bench.oneday`: the day's bodies pre-built, posted at the target rate by keep-alive client "
+    "oneday": "`bench.oneday`: the day's bodies pre-built, posted at 5,500 events/s by keep-alive client "
     "threads to 2 ingest processes; processor and ledger as `tollgate serve` processes (usage flushed every "
     "2 s); rates are slopes of 5 s samples while sending; the drain ends when every accepted event was "
     "decided, no usage bucket is open and the ledger held still 6 s; exactness against the pure domain.",

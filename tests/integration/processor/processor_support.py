@@ -583,14 +583,20 @@ class MidStream:
     worker: Worker
 
 
-def start_mid_stream(broker: str, topics: Topics, workdir: Path, name: str = "solo") -> MidStream:
-    """Publish, produce and start a worker; return once it is mid-stream (1,500 counted)."""
+def mid_stream_run() -> tuple[list[ApiCall], list[Agreement]]:
+    """The fault proofs' calls (the demo's and 3,000 of a seventh licensee over its cap), in event-time
+    order, with their agreements."""
     pebble = next(a for a in demo_agreements() if a.licensee_id == "pebble")
     agreements = [*demo_agreements(), clone_agreement(pebble, "pebble-6", calls_per_month=2500)]
     extra = calls_of("pebble-6", 3000, datetime(2026, 10, 2, tzinfo=UTC), timedelta(minutes=9))
     from services.demo.scenario import demo_calls
 
-    calls = sorted([*demo_calls(), *extra], key=lambda c: (c.time, c.source, c.event_id))
+    return sorted([*demo_calls(), *extra], key=lambda c: (c.time, c.source, c.event_id)), agreements
+
+
+def start_mid_stream(broker: str, topics: Topics, workdir: Path, name: str = "solo") -> MidStream:
+    """Publish, produce and start a worker; return once it is mid-stream (1,500 counted)."""
+    calls, agreements = mid_stream_run()
     publish(broker, topics, agreements)
     produce(broker, topics.input, calls)
     workers = Workers(broker, topics, workdir)

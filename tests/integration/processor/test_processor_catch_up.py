@@ -1,4 +1,5 @@
-"""A worker behind its input commits longer checkpoints until it has caught up, and counts exactly."""
+"""A worker behind its input commits longer checkpoints until it has caught up, and counts exactly, a
+kill -9 inside a long checkpoint included."""
 
 from __future__ import annotations
 
@@ -9,7 +10,20 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from processor_support import Topics, Workers, calls_of, counted, produce, wait_until
+from processor_support import (
+    Topics,
+    Workers,
+    calls_of,
+    clone_agreement,
+    counted,
+    expected,
+    mid_stream_run,
+    produce,
+    publish,
+    read_all,
+    summary,
+    wait_until,
+)
 
 from services.core.events import ApiCall, dumps
 
@@ -66,3 +80,47 @@ def test_a_worker_behind_its_input_checkpoints_every_second_then_every_tenth_onc
         stop.set()
         watcher.join(timeout=5)
         workers.stop_all()
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_killed_inside_a_one_second_catch_up_checkpoint_and_restarted_gives_the_undisturbed_result(
+    broker: str, topics: Topics, tmp_path: Path
+) -> None:
+    demo, agreements = mid_stream_run()
+    pebble = next(a for a in agreements if a.licensee_id == "pebble")
+    # Enough calls that work remains after the first committed 1 s checkpoint, even on a fast machine.
+    bulk = calls_of("pebble-bulk", 40_000, datetime(2026, 10, 3, tzinfo=UTC), timedelta(seconds=5))
+    calls = sorted([*demo, *bulk], key=lambda c: (c.time, c.source, c.event_id))
+    agreements = [*agreements, clone_agreement(pebble, "pebble-bulk", calls_per_month=1_000_000)]
+    publish(broker, topics, agreements)
+    _produce_stamped(broker, topics.input, calls, int((time.time() - 60) * 1000))
+    # Every worker of the set, the restarted one too, catches up with 1 s checkpoints.
+    catch_up = {"TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "1.0"}
+    workers = Workers(broker, topics, tmp_path, env=catch_up)
+    victim = workers.start("victim")
+    try:
+        # `counted` moves only when a checkpoint commits: past 1,500 and short of all, the worker is
+        # inside a 1 s checkpoint whose records it has handled but not committed.
+        wait_until(
+            lambda: (victim.metric(INTERVAL) == 1.0 and counted(victim) >= 1500)
+            or victim.process.poll() is not None,
+            120,
+            "a committed catch-up checkpoint with 1,500 calls counted",
+            interval=0.05,
+        )
+        committed_at_the_kill = counted(victim)
+        victim.kill()
+        assert 1500 <= committed_at_the_kill < len(calls), victim.log()[-3000:]
+        # The survivor may exit while the victim's transaction is open; its supervisor starts it again.
+        workers.drain_supervised(workers.start("survivor"), "survivor")
+    finally:
+        workers.stop_all()
+    assert "checkpoints every 1.00 s" in victim.log()
+    want = expected(calls, agreements)
+
+    def result() -> dict[str, object]:
+        return summary(read_all(broker, topics.alerts), read_all(broker, topics.billable))
+
+    # read_committed readers wait until the broker aborts the victim's open transaction.
+    wait_until(lambda: result() == want, 120, "the outputs to equal the undisturbed run's", interval=2)
+    assert result() == want
