@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 from services.processor.agreements_view import AgreementsView
 from services.processor.app import bootstrap, connection
+from services.processor.gc_freeze import freeze_start_up_objects
 from services.processor.health import Health, serve
 from services.processor.metrics import ProcessorMetrics
 from services.processor.readiness import used_by, wait_for_leaders
@@ -79,6 +80,7 @@ def run(environ: Mapping[str, str]) -> None:
         settings, metrics, agreements, health=health, violations=violations,
         topics_ready=lambda: wait_for_leaders(consumers, wanted, s.agreements_timeout_seconds),
     )  # fmt: skip
+    log.info("froze %d start-up objects out of full collections", freeze_start_up_objects())
     started = time.monotonic()
     try:
         worker.run()
