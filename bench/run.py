@@ -492,10 +492,11 @@ HOW = {
     "(filler licensees to 2 M rows in the month's partition), chains verified, the API's reads timed "
     "(medians, warm) and checked against the generator's totals, with EXPLAIN ANALYZE saved.",
     "e2e": "One sustained run (`bench.e2e_bench`); rates are slopes of 5 s samples, first sample left out.",
-    "oneday": "`bench.oneday`: the day's bodies pre-built, posted at 5,500 events/s by keep-alive client "
-    "threads to 2 ingest processes; processor and ledger as `tollgate serve` processes (usage flushed every "
-    "2 s); rates are slopes of 5 s samples while sending; the drain ends when every accepted event was "
-    "decided, no usage bucket is open and the ledger held still 6 s; exactness against the pure domain.",
+    "oneday": f"`bench.oneday`: the day's bodies pre-built, posted at {ONEDAY_RATE:,.0f} events/s by "
+    "keep-alive client threads to 2 ingest processes; processor and ledger as `tollgate serve` processes "
+    "(usage flushed every 2 s); rates are slopes of 5 s samples while sending; the drain ends when every "
+    "accepted event was decided, no usage bucket is open and the ledger held still 6 s; exactness against "
+    "the pure domain.",
     "workers": "`bench.oneday_workers`: one generated day run as bench.oneday does, first with 1 ingest "
     "process, 1 processor worker and 1 ledger instance, then with 2, 3 and 2 (fresh topics and groups each; "
     "the clock starts once the 3 workers hold partitions); processor counters summed over the workers; each "
