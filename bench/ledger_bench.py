@@ -9,10 +9,12 @@ deltas (the day's first ones). `--stream per-call` is the old one row per call. 
 messages on a fresh 6-partition topic, then times `LedgerConsumer.drain` (decode, checks, COPY into
 staging, the one call that links and inserts the new rows, the rollup trigger, offsets, commit) from start
 to the last commit; then the same drain with the chain dropped (its trigger, its CHECK, and a
-ledger_append_usage that inserts the same rows unlinked: the write path before the chains, issue 16 item
-4). The baseline COPYs the same rows straight into `usage_entries` of a fresh schema in one transaction
-(both triggers fire for COPY's rows too). The three alternate within each run. Rows/s, and the calls/s
-those rows are worth, are medians of the runs; JSON on stdout.
+ledger_append_usage that inserts the same rows unlinked), with the rollup dropped too, and with the chain
+dropped by a consumer that stores each batch before reading the next (the write path before the chains
+and before the write ahead, issue 16 item 4). The baseline COPYs the same rows straight into
+`usage_entries` of a fresh schema in one transaction (both triggers fire for COPY's rows too). All of them
+alternate within each run. Rows/s, and the calls/s those rows are worth, are medians of the runs; JSON on
+stdout.
 """
 
 from __future__ import annotations
@@ -73,7 +75,24 @@ WITHOUT_CHAIN = (
 )
 # And without the read rollup's trigger (migration 0012) as well: what the rollup costs the write path.
 WITHOUT_ROLLUP = (*WITHOUT_CHAIN, "DROP TRIGGER usage_entries_rollup ON usage_entries")
-VARIANTS = {"ledger": (), "unchained": WITHOUT_CHAIN, "bare": WITHOUT_ROLLUP}
+
+
+class OneBatchAtATime(LedgerConsumer):
+    """The consumer before its write ahead: each batch stored before the next one is read."""
+
+    def step(self) -> int:
+        """The consumer's step, then a wait for its batch to commit."""
+        handled = super().step()
+        self._settle()  # the bench's variant only; the service always writes ahead
+        return handled
+
+
+# name: (statements dropping parts of the schema, the consumer). "before" is the write path as it was before
+# the chains and before the write ahead: the baseline issue 16 item 4 names ("today's" when it was filed).
+VARIANTS: dict[str, tuple[tuple[str, ...], type[LedgerConsumer]]] = {
+    "ledger": ((), LedgerConsumer), "unchained": (WITHOUT_CHAIN, LedgerConsumer),
+    "bare": (WITHOUT_ROLLUP, LedgerConsumer), "before": (WITHOUT_CHAIN, OneBatchAtATime),
+}  # fmt: skip
 TARGET_CALLS_PER_S = 40_000  # issue 13 item 3
 
 
@@ -116,7 +135,8 @@ def produce(bootstrap: str, topic: str, usages: list[UsageRecorded]) -> None:
 
 
 def ledger_once(
-    owner_url: str, bootstrap: str, app_role: str, usages: list[UsageRecorded], drop: tuple[str, ...] = ()
+    owner_url: str, bootstrap: str, app_role: str, usages: list[UsageRecorded], drop: tuple[str, ...] = (),
+    kind: type[LedgerConsumer] = LedgerConsumer,
 ) -> float:
     """Rows/s of the ledger consumer draining the pre-produced `usages`, on a schema without `drop`."""
     topic = f"bench.ledger.{uuid.uuid4().hex[:8]}"
@@ -135,7 +155,7 @@ def ledger_once(
                 topic=topic,
                 dlq_topic=topic + ".dlq",
             )
-            consumer = LedgerConsumer(settings)
+            consumer = kind(settings)
             started = time.perf_counter()
             consumer.drain(timeout=600)
             seconds = time.perf_counter() - started
@@ -177,8 +197,8 @@ def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
     per_row = sum(u.calls for u in usages) / rows
     rates: dict[str, list[float]] = {name: [] for name in (*VARIANTS, "copy")}
     for _ in range(runs):  # interleaved, so a change of load moves them all alike
-        for name, drop in VARIANTS.items():
-            rates[name].append(ledger_once(database_url, bootstrap, role, usages, drop))
+        for name, (drop, kind) in VARIANTS.items():
+            rates[name].append(ledger_once(database_url, bootstrap, role, usages, drop, kind))
         rates["copy"].append(copy_once(database_url, role, usages))
     ledger, copy = rates["ledger"], rates["copy"]
     med = {name: statistics.median(values) for name, values in rates.items()}
@@ -188,7 +208,8 @@ def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
         "licensees": len({u.licensee_id for u in usages}),
         "ledger_rows_per_s": [round(v) for v in ledger], "copy_rows_per_s": [round(v) for v in copy],
         "unchained_rows_per_s": [round(v) for v in rates["unchained"]],
-        "bare_rows_per_s": [round(v) for v in rates["bare"]], "load_average": os.getloadavg(),
+        "bare_rows_per_s": [round(v) for v in rates["bare"]],
+        "before_rows_per_s": [round(v) for v in rates["before"]], "load_average": os.getloadavg(),
         "median": {"ledger_rows_per_s": round(med_ledger), "copy_rows_per_s": round(med_copy),
                    "unchained_rows_per_s": round(med_unchained), "bare_rows_per_s": round(med["bare"]),
                    "chain_ratio": round(med_ledger / med_unchained, 3),
@@ -197,6 +218,10 @@ def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
                    "chain_ratio_of_runs": round(statistics.median(
                        a / b for a, b in zip(ledger, rates["unchained"], strict=True)), 3),
                    "chain_and_rollup_ratio": round(med_ledger / med["bare"], 3),
+                   "before_rows_per_s": round(med["before"]),
+                   "ratio_to_before": round(med_ledger / med["before"], 3),
+                   "ratio_to_before_of_runs": round(statistics.median(
+                       a / b for a, b in zip(ledger, rates["before"], strict=True)), 3),
                    "ratio": round(med_ledger / med_copy, 3), "calls_per_row": round(per_row, 2),
                    "ledger_calls_per_s": round(med_ledger * per_row),
                    "copy_calls_per_s": round(med_copy * per_row)},
@@ -220,7 +245,18 @@ def report_rows(result: dict[str, Any]) -> list[Row]:
                  f"the runs' own ratios {med.get('chain_ratio_of_runs')})"),
         Row("ledger consumer, chain and rollup triggers dropped", med["bare_rows_per_s"], "rows/s",
             note=f"runs {result['bare_rows_per_s']}; ledger / this = {med['chain_and_rollup_ratio']}"),
+        *_before_row(result),
     ]  # fmt: skip
+
+
+def _before_row(result: dict[str, Any]) -> list[Row]:
+    """The write path before the chains and the write ahead (results from before it have no such line)."""
+    med = result["median"]
+    if "before_rows_per_s" not in med:
+        return []
+    return [Row("ledger consumer before the chains and the write ahead", med["before_rows_per_s"], "rows/s",
+                note=f"runs {result['before_rows_per_s']}; ledger / this = {med['ratio_to_before']} (median "
+                     f"of the runs' own ratios {med['ratio_to_before_of_runs']})")]  # fmt: skip
 
 
 def main() -> None:

@@ -486,8 +486,9 @@ HOW = {
     "drain rate, kept only if the lag stayed flat (else a quarter, an eighth). The engine comparison runs "
     "the issue's small job on quix-streams and faust-streaming on one fresh topic.",
     "ledger": "`bench.ledger_bench`: the real aggregated billable stream drained by the ledger consumer, "
-    "then by the same consumer with the chain trigger (and with the rollup trigger too) dropped, and COPY "
-    "of the same rows, interleaved in each run; then `bench.ledger_month`: a 65 M-call month of one "
+    "then by the same consumer with the chain trigger (and with the rollup trigger too) dropped, by a "
+    "consumer storing each batch before reading the next with the chain dropped (the write path before "
+    "the chains and the write ahead), and COPY of the same rows, interleaved in each run; then `bench.ledger_month`: a 65 M-call month of one "
     "licensee (8 apps, 10 orgs, 300 s flushes) generated set-wise in PostgreSQL through the real triggers "
     "(filler licensees to 2 M rows in the month's partition), chains verified, the API's reads timed "
     "(medians, warm) and checked against the generator's totals, with EXPLAIN ANALYZE saved.",

@@ -12,6 +12,8 @@ Delivery guarantee:
   the partition is left to its new owner.
 - The DLQ topic is at least once: a crash between producing a dead letter and committing repeats it there;
   the `dead_letters` table holds each (topic, partition, offset) once.
+- A batch is read and decoded while the batch before it is being stored (write_ahead.py): one write in
+  flight, handed over only after the one before it committed, so all of the above holds batch by batch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -30,6 +33,7 @@ from prometheus_client import Gauge
 from services.ledger.adapters.kafka.dead_letters import DeadLetterPublisher, dead_letter_rows
 from services.ledger.adapters.kafka.fetch import Fetcher, Group, KafkaFailure
 from services.ledger.adapters.kafka.positioning import Positioning
+from services.ledger.adapters.kafka.write_ahead import WriteAhead
 from services.ledger.adapters.postgres.ownership import Ownership
 from services.ledger.errors import Fenced, LedgerError
 from services.ledger.metrics import LedgerMetrics
@@ -71,6 +75,7 @@ class TopicConsumer(Positioning):
         self.grouped = self.splits and settings.partitions is None
         self.ownership = Ownership(settings.consumer_group, settings.topic, fenced=self.grouped)
         self._pending: set[int] = set()  # assigned by the group, not claimed in PostgreSQL yet
+        self._ahead = WriteAhead(f"ledger-{self.kind}-writer")
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set; each failure is rolled back and retried, never skipped."""
@@ -80,10 +85,10 @@ class TopicConsumer(Positioning):
         finally:
             self.close()
 
-    def attempt(self, stop: threading.Event | None = None) -> int:
-        """One batch; on failure roll back, back off and return 0 (the next attempt seeks back first)."""
+    def attempt(self, stop: threading.Event | None = None, action: Callable[[], int] | None = None) -> int:
+        """One batch (or `action`); on failure roll back, back off and return 0 (the next one seeks back)."""
         try:
-            handled = self.step()
+            handled = (action or self.step)()
         except Fenced as exc:
             log.warning("ledger %s batch refused, rolled back: %s; left to the owner", self.kind, exc)
             self._lose(exc.partitions)
@@ -106,28 +111,39 @@ class TopicConsumer(Positioning):
         return handled
 
     def step(self) -> int:
-        """Poll one batch and write it in one transaction; return the records handled."""
+        """Poll and decode one batch; hand its transaction to the writer once the one before is stored."""
         kafka = self._ensure_ready()
         records = kafka.poll(self.settings.poll_timeout_ms, self.settings.batch_max)
         if self.grouped:
+            if self._pending or kafka.moved_since():
+                self._settle()  # claims and losses use the connection and the epochs the writer reads
             records = self._rebalanced(kafka, records)
         ends: dict[int, int] = {}
         for record in records:
             ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
         self._past_markers(kafka, ends)
+        rows, dead = self._decode(records) if ends else ([], [])
+        self._settle()
         if ends:
-            rows, dead = self._decode(records)
             if dead and self.settings.dlq_topic:  # no DLQ topic: the dead_letters table only
                 s = self.settings
                 self._dlq = self._dlq or DeadLetterPublisher(
                     s.kafka_bootstrap, s.dlq_topic, security=s.kafka_security
                 )
                 self._dlq.publish(dead)
-            inserted = self._write(rows, dead, ends)
-            self.positions.update(ends)
-            self.metrics.written(self.kind, inserted)
+            self._ahead.submit(partial(self._write, rows, dead, ends), ends)
         self._report_lag(kafka)
         return len(records)
+
+    def _settle(self) -> int:
+        """Wait for the batch in flight to commit (its error raises here); its offsets become positions."""
+        settled = self._ahead.settle()
+        if settled is None:
+            return 0
+        inserted, ends = settled
+        self.positions.update(ends)
+        self.metrics.written(self.kind, inserted)
+        return inserted
 
     def drain(self, timeout: float = 120.0) -> None:
         """Consume until every partition it owns is committed up to the end offsets seen now."""
@@ -144,10 +160,13 @@ class TopicConsumer(Positioning):
                 time.sleep(0.5)
             if time.monotonic() > deadline:
                 raise LedgerError(f"no partitions of {self.settings.topic} within {timeout:.0f}s")
-        while any(self.positions.get(partition, 0) < end for partition, end in ends.items()):
+        while True:
+            done = all(self.positions.get(partition, 0) >= end for partition, end in ends.items())
+            if done and not self._ahead.busy:
+                return
             if time.monotonic() > deadline:
                 raise LedgerError(f"drain timed out at {self.positions}, ends {ends}")
-            self.attempt()
+            self.attempt(action=self._settle if done else None)
 
     def _write(self, rows: Sequence[Any], dead: Sequence[tuple[Any, str]], ends: dict[int, int]) -> int:
         assert self._conn is not None  # noqa: S101 - _ensure_ready connected
@@ -211,6 +230,7 @@ class TopicConsumer(Positioning):
 
     def _reset(self) -> None:
         """Drop the connection (a broken one cannot be trusted) and seek again before the next batch."""
+        self._ahead.discard()  # first: the writer may be using the connection
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -222,6 +242,7 @@ class TopicConsumer(Positioning):
     def close(self) -> None:
         """Release Kafka and PostgreSQL; nothing is committed to Kafka."""
         self._reset()
+        self._ahead.close()
         if self._kafka is not None:
             self._kafka.close()
             self._kafka = None

@@ -4,7 +4,9 @@ Either a static assignment (a list of partitions, or all of them, without a grou
 that splits the topic between instances (adapters/postgres/ownership.py): a newly assigned partition stays
 paused until the consumer has claimed it in PostgreSQL and sought it to its stored offset, so no record is
 read from a position Kafka chose. The group's rebalance callbacks run only inside this fetcher's calls (its
-event loop runs nowhere else), so never while the consumer's PostgreSQL transaction is open.
+event loop runs nowhere else), on the consumer's own thread. They only note the moves and pause partitions:
+the batch the writer thread may be storing meanwhile (write_ahead.py) is never touched by them, and the
+consumer applies the moves only after that batch settled.
 
 aiokafka parses record batches in C (about 3x kafka-python's pure-Python unpacking on this workload), so
 the fetch path uses it, driven synchronously from the consumer's own thread on a private event loop.
@@ -132,6 +134,10 @@ class Fetcher:
         self._assigned.difference_update(revoked)
         self._assigned.update(assigned)
         self.partitions = sorted((set(self.partitions) - set(revoked)) | set(assigned))
+
+    def moved_since(self) -> bool:
+        """True when the group moved partitions since the last `changes`."""
+        return bool(self._assigned or self._revoked)
 
     def changes(self) -> tuple[set[int], set[int]]:
         """The partitions assigned and revoked since the last call (a partition may be in both)."""

@@ -3,8 +3,9 @@
 A mixin of consumer_loop.py. Delivery guarantee: a partition is read only from the next
 offset stored in `consumer_offsets`, and in group mode only after this instance claimed it there
 (adapters/postgres/ownership.py); a revoked or lost partition is paused and forgotten before the next batch,
-so no batch writes it again. Rebalance callbacks run only inside the fetcher's calls, never while a batch's
-PostgreSQL transaction is open, so a revoke never interrupts one.
+so no batch writes it again. Rebalance callbacks run only inside the fetcher's calls and only note the moves;
+they are applied after the batch in flight (write_ahead.py) settled. That batch, if its partition was
+claimed meanwhile, is refused by the fence or commits before the claim, as a stalled instance's would.
 """
 
 from __future__ import annotations
