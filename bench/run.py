@@ -488,9 +488,10 @@ HOW = {
     "ledger": "`bench.ledger_bench`: the real aggregated billable stream drained by the ledger consumer, "
     "then by the same consumer with the chain trigger (and with the rollup trigger too) dropped, by a "
     "consumer storing each batch before reading the next with the chain dropped (the write path before "
-    "the chains and the write ahead), and COPY of the same rows, interleaved in each run; then `bench.ledger_month`: a 65 M-call month of one "
-    "licensee (8 apps, 10 orgs, 300 s flushes) generated set-wise in PostgreSQL through the real triggers "
-    "(filler licensees to 2 M rows in the month's partition), chains verified, the API's reads timed "
+    "the chains and the write ahead), and COPY of the same rows, interleaved in each run; then "
+    "`bench.ledger_month`: a 65 M-call month of one licensee (8 apps, 10 orgs, 300 s flushes) generated "
+    "set-wise in PostgreSQL through the real triggers (filler licensees to 2 M rows in the month's "
+    "partition), chains verified, the API's reads timed "
     "(medians, warm) and checked against the generator's totals, with EXPLAIN ANALYZE saved.",
     "e2e": "One sustained run (`bench.e2e_bench`); rates are slopes of 5 s samples, first sample left out.",
     "oneday": f"`bench.oneday`: the day's bodies pre-built, posted at {ONEDAY_RATE:,.0f} events/s by "

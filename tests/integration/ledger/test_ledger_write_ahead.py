@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -82,4 +83,35 @@ def test_a_write_that_fails_with_the_next_batch_read_ahead_drops_that_batch_and_
     assert consumer.overlapped is True
     # The failed batch and the one read ahead were decoded, dropped, and read again after the seek back.
     assert sum(consumer.sizes) == ROWS + consumer.sizes[1] + consumer.sizes[2]
+    assert_stored_once(ledger_db, billable_topics[0], produced)
+
+
+class FailingWrites(LedgerConsumer):
+    """A consumer whose first `failures` writes fail after their rows are staged."""
+
+    def __init__(self, *args: Any, failures: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = failures
+
+    def _insert(self, cursor: psycopg.Cursor[Any], rows: Sequence[Any]) -> int:
+        inserted = super()._insert(cursor, rows)
+        if self.failures:
+            self.failures -= 1
+            raise psycopg.OperationalError("statement failed before commit (test)")
+        return inserted
+
+
+def test_a_write_that_keeps_failing_backs_off_longer_each_time_although_its_batch_was_handed_over(
+    ledger_db: LedgerDb,
+    kafka_bootstrap: str,
+    billable_topics: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.ledger.adapters.kafka.consumer_loop")
+    produced = produce(kafka_bootstrap, billable_topics[0], synthetic_billables(ROWS))
+    consumer = FailingWrites(settings_for(kafka_bootstrap, ledger_db, billable_topics), failures=3)
+    consumer.drain(timeout=90)
+    consumer.close()
+    retries = [r.getMessage() for r in caplog.records if "offsets not advanced" in r.getMessage()]
+    assert [m.split("; retry ")[1].split(" in ")[0] for m in retries] == ["1", "2", "3"], retries
     assert_stored_once(ledger_db, billable_topics[0], produced)

@@ -11,10 +11,13 @@ from services.ledger.adapters.kafka.write_ahead import WriteAhead
 
 def test_a_settled_write_gives_its_rows_and_the_offsets_it_stored() -> None:
     ahead = WriteAhead("test")
+    assert ahead.ends == {}
     ahead.submit(lambda: 7, {0: 10, 3: 4})
     assert ahead.busy
+    assert ahead.ends == {0: 10, 3: 4}
     assert ahead.settle() == (7, {0: 10, 3: 4})
     assert not ahead.busy
+    assert ahead.ends == {}
     assert ahead.settle() is None
     ahead.close()
 

@@ -107,7 +107,6 @@ class TopicConsumer(Positioning):
             self._reset()
             self._wait(delay, stop or threading.Event())
             return 0
-        self._failures = 0
         return handled
 
     def step(self) -> int:
@@ -121,10 +120,12 @@ class TopicConsumer(Positioning):
         ends: dict[int, int] = {}
         for record in records:
             ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
-        self._past_markers(kafka, ends)
+        self._past_markers(kafka, ends, self._ahead.ends)
         rows, dead = self._decode(records) if ends else ([], [])
         self._settle()
-        if ends:
+        if not ends:
+            self._failures = 0  # nothing to write, nothing in flight: the attempt succeeded
+        else:
             if dead and self.settings.dlq_topic:  # no DLQ topic: the dead_letters table only
                 s = self.settings
                 self._dlq = self._dlq or DeadLetterPublisher(
@@ -143,7 +144,19 @@ class TopicConsumer(Positioning):
         inserted, ends = settled
         self.positions.update(ends)
         self.metrics.written(self.kind, inserted)
+        self._failures = 0  # the backoff grows until a write commits, not until one is handed over
         return inserted
+
+    def _settle_aside(self) -> None:
+        """Settle the write in flight while recovering from another failure, or closing: its outcome counts
+        (a committed write's offsets and metrics, a refused one's lost partitions), its error is logged."""
+        try:
+            self._settle()
+        except Fenced as exc:
+            log.warning("ledger %s batch in flight refused, rolled back: %s", self.kind, exc)
+            self._lose(exc.partitions)
+        except Exception as exc:  # the caller is already recovering or closing; the seek back follows
+            log.warning("ledger %s batch in flight failed, rolled back: %s", self.kind, exc)
 
     def drain(self, timeout: float = 120.0) -> None:
         """Consume until every partition it owns is committed up to the end offsets seen now."""
@@ -200,6 +213,7 @@ class TopicConsumer(Positioning):
 
     def _ensure_ready(self) -> Fetcher:
         if self._conn is None or self._conn.closed:
+            self._settle()  # a write in flight on the broken connection raises here, before anything new
             self._conn = psycopg.connect(
                 self.database_url, connect_timeout=5, keepalives=1, keepalives_idle=10
             )
@@ -230,7 +244,7 @@ class TopicConsumer(Positioning):
 
     def _reset(self) -> None:
         """Drop the connection (a broken one cannot be trusted) and seek again before the next batch."""
-        self._ahead.discard()  # first: the writer may be using the connection
+        self._settle_aside()  # first: the writer may be using the connection
         if self._conn is not None:
             try:
                 self._conn.close()

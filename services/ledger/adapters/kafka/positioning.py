@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -86,19 +87,20 @@ class Positioning:
         if self._kafka is not None:
             self._kafka.pause(sorted(partitions))
 
-    def _past_markers(self, kafka: Fetcher, ends: dict[int, int]) -> None:
-        """Move `ends` to the consumer's positions where they passed transaction markers.
+    def _past_markers(self, kafka: Fetcher, ends: dict[int, int], in_flight: Mapping[int, int]) -> None:
+        """Move `ends` to the consumer's positions where they passed transaction markers (the stored
+        positions and those of the write in flight, `in_flight`, already count).
 
         The processor writes in Kafka transactions: each commit leaves a marker that takes an offset and
         is never returned as a record. Storing the position past it keeps the stored offsets equal to the
         end of the topic once everything is read (lag 0, `drain` returns).
         """
         for partition in self.ownership.owned(kafka.partitions):
-            known = self.positions.get(partition)
-            if known is None and partition not in ends:
+            known = max(self.positions.get(partition, -1), in_flight.get(partition, -1))
+            if known < 0 and partition not in ends:
                 continue  # never read yet: its position is not resolved
             position = kafka.position(partition)
-            if position > max(ends.get(partition, 0), known or 0):
+            if position > max(ends.get(partition, 0), known):
                 ends[partition] = position
 
     def _report_lag(self, kafka: Fetcher) -> None:

@@ -38,6 +38,11 @@ class WriteAhead:
         """True while a write was handed over and not settled yet."""
         return self._future is not None
 
+    @property
+    def ends(self) -> dict[int, int]:
+        """The offsets the write in flight stores (empty when none is)."""
+        return self._ends if self._future is not None else {}
+
     def submit(self, write: Write, ends: dict[int, int]) -> None:
         """Start `write` on the writer thread; the one before must have been settled."""
         if self._future is not None:
@@ -58,8 +63,8 @@ class WriteAhead:
         """Wait for the write in flight and forget it (the consumer seeks back to what was stored)."""
         try:
             self.settle()
-        except Exception as exc:  # the caller is already recovering from a failure of its own
-            log.warning("%s: the write in flight failed too, rolled back: %s", self._name, exc)
+        except Exception as exc:  # the caller settles first where the outcome matters (consumer_loop)
+            log.warning("%s: the write in flight failed, rolled back: %s", self._name, exc)
 
     def close(self) -> None:
         """Wait for the write in flight, then stop the writer thread."""
