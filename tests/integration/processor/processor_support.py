@@ -583,12 +583,15 @@ class MidStream:
     worker: Worker
 
 
-def mid_stream_run() -> tuple[list[ApiCall], list[Agreement]]:
+def mid_stream_run(bulk: int = 0) -> tuple[list[ApiCall], list[Agreement]]:
     """The fault proofs' calls (the demo's and 3,000 of a seventh licensee over its cap), in event-time
-    order, with their agreements."""
+    order, with their agreements; `bulk` more calls of an eighth licensee far under its cap."""
     pebble = next(a for a in demo_agreements() if a.licensee_id == "pebble")
     agreements = [*demo_agreements(), clone_agreement(pebble, "pebble-6", calls_per_month=2500)]
     extra = calls_of("pebble-6", 3000, datetime(2026, 10, 2, tzinfo=UTC), timedelta(minutes=9))
+    if bulk:
+        agreements.append(clone_agreement(pebble, "pebble-bulk", calls_per_month=1_000_000))
+        extra += calls_of("pebble-bulk", bulk, datetime(2026, 10, 3, tzinfo=UTC), timedelta(seconds=5))
     from services.demo.scenario import demo_calls
 
     return sorted([*demo_calls(), *extra], key=lambda c: (c.time, c.source, c.event_id)), agreements

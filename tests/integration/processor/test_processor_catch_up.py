@@ -14,7 +14,6 @@ from processor_support import (
     Topics,
     Workers,
     calls_of,
-    clone_agreement,
     counted,
     expected,
     mid_stream_run,
@@ -86,12 +85,8 @@ def test_a_worker_behind_its_input_checkpoints_every_second_then_every_tenth_onc
 def test_a_worker_killed_inside_a_one_second_catch_up_checkpoint_and_restarted_gives_the_undisturbed_result(
     broker: str, topics: Topics, tmp_path: Path
 ) -> None:
-    demo, agreements = mid_stream_run()
-    pebble = next(a for a in agreements if a.licensee_id == "pebble")
     # Enough calls that work remains after the first committed 1 s checkpoint, even on a fast machine.
-    bulk = calls_of("pebble-bulk", 40_000, datetime(2026, 10, 3, tzinfo=UTC), timedelta(seconds=5))
-    calls = sorted([*demo, *bulk], key=lambda c: (c.time, c.source, c.event_id))
-    agreements = [*agreements, clone_agreement(pebble, "pebble-bulk", calls_per_month=1_000_000)]
+    calls, agreements = mid_stream_run(bulk=40_000)
     publish(broker, topics, agreements)
     _produce_stamped(broker, topics.input, calls, int((time.time() - 60) * 1000))
     # Every worker of the set, the restarted one too, catches up with 1 s checkpoints.
