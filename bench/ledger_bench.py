@@ -11,7 +11,8 @@ staging, the one call that links and inserts the new rows, the rollup trigger, o
 to the last commit; then the same drain with the chain dropped (its trigger, its CHECK, and a
 ledger_append_usage that inserts the same rows unlinked), with the rollup dropped too, and with the chain
 dropped by a consumer that stores each batch before reading the next (the write path before the chains
-and before the write ahead, issue 16 item 4). The baseline COPYs the same rows straight into
+and before the write ahead, issue 16 item 4), and with nothing dropped by that consumer (what the write
+ahead gains). The baseline COPYs the same rows straight into
 `usage_entries` of a fresh schema in one transaction (both triggers fire for COPY's rows too). All of them
 alternate within each run. Rows/s, and the calls/s those rows are worth, are medians of the runs; JSON on
 stdout.
@@ -88,10 +89,12 @@ class OneBatchAtATime(LedgerConsumer):
 
 
 # name: (statements dropping parts of the schema, the consumer). "before" is the write path as it was before
-# the chains and before the write ahead: the baseline issue 16 item 4 names ("today's" when it was filed).
+# the chains and before the write ahead: the baseline issue 16 item 4 names ("today's" when it was filed);
+# "sequential" is today's schema without the write ahead: what the write ahead gains.
 VARIANTS: dict[str, tuple[tuple[str, ...], type[LedgerConsumer]]] = {
     "ledger": ((), LedgerConsumer), "unchained": (WITHOUT_CHAIN, LedgerConsumer),
     "bare": (WITHOUT_ROLLUP, LedgerConsumer), "before": (WITHOUT_CHAIN, OneBatchAtATime),
+    "sequential": ((), OneBatchAtATime),
 }  # fmt: skip
 TARGET_CALLS_PER_S = 40_000  # issue 13 item 3
 
@@ -209,7 +212,8 @@ def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
         "ledger_rows_per_s": [round(v) for v in ledger], "copy_rows_per_s": [round(v) for v in copy],
         "unchained_rows_per_s": [round(v) for v in rates["unchained"]],
         "bare_rows_per_s": [round(v) for v in rates["bare"]],
-        "before_rows_per_s": [round(v) for v in rates["before"]], "load_average": os.getloadavg(),
+        "before_rows_per_s": [round(v) for v in rates["before"]],
+        "sequential_rows_per_s": [round(v) for v in rates["sequential"]], "load_average": os.getloadavg(),
         "median": {"ledger_rows_per_s": round(med_ledger), "copy_rows_per_s": round(med_copy),
                    "unchained_rows_per_s": round(med_unchained), "bare_rows_per_s": round(med["bare"]),
                    "chain_ratio": round(med_ledger / med_unchained, 3),
@@ -222,6 +226,10 @@ def run(database_url: str, bootstrap: str, rows: int = 100_000, runs: int = 3,
                    "ratio_to_before": round(med_ledger / med["before"], 3),
                    "ratio_to_before_of_runs": round(statistics.median(
                        a / b for a, b in zip(ledger, rates["before"], strict=True)), 3),
+                   "sequential_rows_per_s": round(med["sequential"]),
+                   "write_ahead_gain": round(med_ledger / med["sequential"], 3),
+                   "write_ahead_gain_of_runs": round(statistics.median(
+                       a / b for a, b in zip(ledger, rates["sequential"], strict=True)), 3),
                    "ratio": round(med_ledger / med_copy, 3), "calls_per_row": round(per_row, 2),
                    "ledger_calls_per_s": round(med_ledger * per_row),
                    "copy_calls_per_s": round(med_copy * per_row)},
@@ -254,9 +262,15 @@ def _before_row(result: dict[str, Any]) -> list[Row]:
     med = result["median"]
     if "before_rows_per_s" not in med:
         return []
-    return [Row("ledger consumer before the chains and the write ahead", med["before_rows_per_s"], "rows/s",
+    rows = [Row("ledger consumer before the chains and the write ahead", med["before_rows_per_s"], "rows/s",
                 note=f"runs {result['before_rows_per_s']}; ledger / this = {med['ratio_to_before']} (median "
                      f"of the runs' own ratios {med['ratio_to_before_of_runs']})")]  # fmt: skip
+    if "sequential_rows_per_s" in med:
+        rows.append(Row("ledger consumer without the write ahead", med["sequential_rows_per_s"], "rows/s",
+                        note=f"runs {result['sequential_rows_per_s']}; ledger / this = "
+                             f"{med['write_ahead_gain']} (median of the runs' own ratios "
+                             f"{med['write_ahead_gain_of_runs']})"))  # fmt: skip
+    return rows
 
 
 def main() -> None:

@@ -367,3 +367,22 @@ def test_the_ledger_write_path_is_reported_in_calls_per_second_against_the_targe
     )
     unchained = rows["ledger consumer, chain dropped"].note
     assert "ledger / this = 0.8 (median of the runs' own ratios 0.81)" in unchained
+
+
+def test_the_ledger_report_compares_with_the_path_before_the_chains_and_without_the_write_ahead() -> None:
+    median = {"ledger_rows_per_s": 10_000, "copy_rows_per_s": 25_000, "unchained_rows_per_s": 12_500,
+              "bare_rows_per_s": 20_000, "chain_ratio": 0.8, "chain_ratio_of_runs": 0.81,
+              "chain_and_rollup_ratio": 0.5, "calls_per_row": 4.6, "ledger_calls_per_s": 46_000,
+              "copy_calls_per_s": 115_000, "before_rows_per_s": 9_000, "ratio_to_before": 1.111,
+              "ratio_to_before_of_runs": 1.05, "sequential_rows_per_s": 8_000, "write_ahead_gain": 1.25,
+              "write_ahead_gain_of_runs": 1.2}  # fmt: skip
+    result = {"median": median, "rows": 100, "calls": 460, "ledger_rows_per_s": [10_000],
+              "unchained_rows_per_s": [12_500], "bare_rows_per_s": [20_000], "before_rows_per_s": [9_000],
+              "sequential_rows_per_s": [8_000]}  # fmt: skip
+    rows = {r.metric: r for r in ledger_rows(result)}
+    before = rows["ledger consumer before the chains and the write ahead"]
+    assert (before.value, before.unit) == (9_000, "rows/s")
+    assert "ledger / this = 1.111 (median of the runs' own ratios 1.05)" in before.note
+    without = rows["ledger consumer without the write ahead"]
+    assert without.value == 8_000
+    assert "ledger / this = 1.25 (median of the runs' own ratios 1.2)" in without.note
