@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from services.processor import absent_read
+
 _ABSENT = object()
 _NEVER = None  # a write that never expires (deleted explicitly, like the open usage buckets)
 Slot = tuple[bytes, str]
@@ -74,9 +76,9 @@ class Batch:
         if known is not None and self.remember(key):
             value = known.get(slot, _ABSENT)
             if value is _ABSENT:
-                value = known[slot] = self.transaction.get(key, prefix, timestamp=timestamp_ms)
+                value = known[slot] = absent_read.get(self.transaction, key, prefix, timestamp_ms)
         else:
-            value = self.transaction.get(key, prefix, timestamp=timestamp_ms)
+            value = absent_read.get(self.transaction, key, prefix, timestamp_ms)
         self.values[slot] = value
         return value
 

@@ -30,6 +30,8 @@ from quixstreams.state.metadata import Marker
 from quixstreams.state.rocksdb import RocksDBStore
 from quixstreams.state.rocksdb.partition import TTL_INDEX_CF_NAME, RocksDBStorePartition
 
+from services.processor import changelog_produce
+
 # Absent keys remembered at most, per partition (a checkpoint's new calls; the memory starts again
 # beyond it), so a worker holds at most its partitions times this many.
 ABSENT_LIMIT = 200_000
@@ -129,11 +131,13 @@ class FlooredStore(RocksDBStore):
     """quix's RocksDB store, opening `FlooredPartition`s."""
 
     def create_new_partition(self, partition: int) -> RocksDBStorePartition:
-        """The partition quix opens, with the floored sweep from its first checkpoint on."""
+        """The partition quix opens, with the floored sweep and the fast changelog producer
+        (changelog_produce.py) from its first checkpoint on."""
         opened = super().create_new_partition(partition)
         # FlooredPartition adds no state of its own to set up (class defaults: a floor of None), so the
         # opened partition becomes one; quix's open-time writes saw no floor to forget.
         opened.__class__ = FlooredPartition
+        changelog_produce.install(opened._changelog_producer)
         return opened
 
 

@@ -207,24 +207,31 @@ def read_all(
     broker: str, topic: str, timeout: float = 60.0, security: KafkaSecurity = PLAINTEXT
 ) -> list[dict[str, Any]]:
     """Every committed record of `topic` from the beginning (read_committed), as JSON."""
+    return [loads(message.value()) for message in read_messages(broker, topic, timeout, security)]
+
+
+def read_messages(
+    broker: str, topic: str, timeout: float = 60.0, security: KafkaSecurity = PLAINTEXT
+) -> list[Any]:
+    """Every committed message of `topic` from the beginning (read_committed), partition by partition."""
     consumer = committed_reader(broker, security)
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         at_end: set[int] = set()
-        records: list[dict[str, Any]] = []
+        messages: list[Any] = []
         deadline = time.monotonic() + timeout
         while len(at_end) < len(partitions):
             assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout:.0f}s"
             for message in consumer.consume(10_000, timeout=0.5):
                 error = message.error()
                 if error is None:
-                    records.append(loads(message.value()))
+                    messages.append(message)
                 elif error.code() == KafkaError._PARTITION_EOF:
                     at_end.add(message.partition())
                 else:
                     raise AssertionError(f"reading {topic}: {error}")
-        return records
+        return messages
     finally:
         consumer.close()
 

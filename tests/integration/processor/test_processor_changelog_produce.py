@@ -1,0 +1,90 @@
+"""The fast changelog producer (services/processor/changelog_produce.py) on the real broker: the same
+records as quix's path, inside the transaction, with quix's offset bookkeeping and its BufferError retry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+from processor_support import read_messages
+from quixstreams.internal_producer import InternalProducer
+from quixstreams.state.recovery import ChangelogProducer
+
+from services.processor.changelog_produce import install
+
+pytestmark = pytest.mark.integration
+
+HEADERS = {
+    "__column_family__": "default",
+    "__processed_tp_offsets__": b'{"in": 7}',
+    "__ttl_stamped__": b"\x01",
+}
+# Values like a stamped dedupe entry, and tombstones (None) like the sweep's, interleaved.
+RECORDS = [
+    (f"lic|d:{n:016x}".encode(), None if n % 3 == 0 else b"\x00" * 8 + str(n).encode()) for n in range(50)
+]
+
+
+@pytest.fixture
+def changelogs(broker: str) -> Iterator[tuple[str, str]]:
+    """Two fresh 2-partition topics: one written through quix's path, one through the fast one."""
+    names = (f"t-changelog-quix-{uuid.uuid4().hex[:8]}", f"t-changelog-fast-{uuid.uuid4().hex[:8]}")
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    try:
+        admin.create_topics([NewTopic(name, 2, 1) for name in names])
+        yield names
+        admin.delete_topics(list(names))
+    finally:
+        admin.close()
+
+
+def produce_committed(
+    broker: str, topic: str, fast: bool, extra: dict[str, Any] | None = None
+) -> InternalProducer:
+    """Produce RECORDS to partition 1 of `topic` in one committed transaction."""
+    producer = InternalProducer(broker, extra_config=extra, transactional=True)
+    changelog = ChangelogProducer(topic, 1, producer)
+    if fast:
+        assert install(changelog)
+    producer.begin_transaction()
+    for key, value in RECORDS:
+        changelog.produce(key=key, value=value, headers=HEADERS)
+    producer.flush()
+    producer.commit_transaction([], None)  # type: ignore[arg-type]  # no input offsets to send
+    return producer
+
+
+def read_committed(broker: str, topic: str) -> list[tuple[int, bytes, bytes | None, list[Any]]]:
+    """Partition, key, value and headers of every committed message, partition by partition."""
+    messages = read_messages(broker, topic, timeout=30)
+    return sorted(
+        ((m.partition(), m.key(), m.value(), m.headers()) for m in messages),
+        key=lambda found: found[0],  # a stable sort: each partition's messages keep their order
+    )
+
+
+def test_the_fast_path_commits_the_same_records_as_quix_and_records_their_offset(
+    broker: str, changelogs: tuple[str, str]
+) -> None:
+    quix_topic, fast_topic = changelogs
+    produce_committed(broker, quix_topic, fast=False)
+    fast = produce_committed(broker, fast_topic, fast=True)
+
+    by_quix, by_fast = read_committed(broker, quix_topic), read_committed(broker, fast_topic)
+    assert len(by_fast) == len(RECORDS)
+    assert [(p, k, v) for p, k, v, _ in by_fast] == [(1, key, value) for key, value in RECORDS]
+    assert by_fast == by_quix  # partition, key, value and headers, in order
+    # quix stores this offset with the state it flushes (the changelog offset of the partition).
+    assert fast._tp_offsets[(fast_topic, 1)] == len(RECORDS) - 1
+
+
+def test_a_full_local_queue_falls_back_to_quix_retry_and_loses_nothing(
+    broker: str, changelogs: tuple[str, str]
+) -> None:
+    _, topic = changelogs
+    # A queue of 5 records: producing 50 without a poll in between overflows it many times.
+    produce_committed(broker, topic, fast=True, extra={"queue.buffering.max.messages": 5})
+    assert [(k, v) for _, k, v, _ in read_committed(broker, topic)] == RECORDS
