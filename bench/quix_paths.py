@@ -13,7 +13,6 @@ on stdout, µs per call, medians of the rounds.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -27,6 +26,7 @@ from quixstreams.internal_producer import InternalProducer
 from quixstreams.state.recovery import ChangelogProducer
 
 from services.processor import absent_read, changelog_produce
+from services.processor.domain import dedupe
 from services.processor.rocksdb_options import MemtableBloomOptions
 from services.processor.sweep_floor import FlooredPartition
 
@@ -40,7 +40,8 @@ HEADERS = {
 
 
 def _digest(text: str) -> str:
-    return "d:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    """The dedupe key the processor would read for an event key of `text`."""
+    return dedupe.DEDUPE_PREFIX + dedupe.digest(text)
 
 
 def reads(count: int, rounds: int) -> dict[str, Any]:

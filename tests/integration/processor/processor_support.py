@@ -213,7 +213,8 @@ def read_all(
 def read_messages(
     broker: str, topic: str, timeout: float = 60.0, security: KafkaSecurity = PLAINTEXT
 ) -> list[Any]:
-    """Every committed message of `topic` from the beginning (read_committed), partition by partition."""
+    """Every committed message of `topic` from the beginning (read_committed), in the order read: each
+    partition's in offset order, the partitions interleaved."""
     consumer = committed_reader(broker, security)
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
