@@ -27,19 +27,19 @@ def test_the_next_checkpoint_is_long_only_while_the_worker_is_behind(lag: float,
 
 def test_settings_give_a_one_second_catch_up_beyond_two_seconds_of_lag_by_default() -> None:
     pace = ProcessorSettings.from_env(BOOTSTRAP).pace()
-    assert (pace.interval, pace.catch_up_interval, pace.behind_after) == (0.1, 1.0, 2.0)
+    assert (pace.interval, pace.catch_up_interval, pace.behind_after) == (0.05, 1.0, 2.0)
 
 
 def test_a_catch_up_interval_equal_to_the_short_one_turns_catching_up_off() -> None:
-    environ = {**BOOTSTRAP, "TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "0.1"}
+    environ = {**BOOTSTRAP, "TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "0.05"}
     pace = ProcessorSettings.from_env(environ).pace()
-    assert {pace.next_interval(lag) for lag in (0.0, 5.0, 3600.0)} == {0.1}
+    assert {pace.next_interval(lag) for lag in (0.0, 5.0, 3600.0)} == {0.05}
 
 
 @pytest.mark.parametrize(
     ("environ", "named"),
     [
-        ({"TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "0.05"}, "at least"),
+        ({"TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "0.04"}, "at least"),
         ({"TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "6"}, "half of"),
         (
             {
