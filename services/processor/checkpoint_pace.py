@@ -21,7 +21,7 @@ class PacedContext(ProcessingContext):
     """A ProcessingContext whose next checkpoint lasts `requested` seconds once, else `short`."""
 
     # Class defaults: quix builds the context; `install` turns it into this class afterwards.
-    short: float = 0.1
+    short: float = 0.05
     requested: float | None = None
     observe: Callable[[float], None] | None = None
 

@@ -17,6 +17,13 @@ from services.processor.pace import Pace
 DAY = 86_400.0
 
 
+# Outputs become visible to read_committed readers when their checkpoint commits: this bounds event-to-alert
+# latency, and each commit costs a transaction round trip. 0.05 s against 0.1 s cut the event-to-alert p50
+# by about a third for about a tenth more CPU at half the drain rate (BENCHMARKS.md); a worker behind its
+# input commits every catch_up_commit_interval_seconds instead.
+COMMIT_INTERVAL_SECONDS = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorSettings:
     """Everything a processor worker needs; `from_env` validates it."""
@@ -37,11 +44,7 @@ class ProcessorSettings:
     alerts_topic: str = topics.ALERTS
     billable_topic: str = topics.BILLABLE
     loglevel: str = "info"
-    # Outputs become visible to read_committed readers when their checkpoint commits: this bounds
-    # event-to-alert latency, and each commit costs a transaction round trip. 0.05 s against 0.1 s cut the
-    # event-to-alert p50 by about a third for about a tenth more CPU at half the drain rate (BENCHMARKS.md);
-    # a worker behind its input commits every catch_up_commit_interval_seconds instead.
-    commit_interval_seconds: float = 0.05
+    commit_interval_seconds: float = COMMIT_INTERVAL_SECONDS
     # While the worker is more than `catch_up_lag_seconds` behind its input, checkpoints stay open this
     # long instead (pace.py): fewer, larger transactions while every alert is late by the backlog anyway.
     catch_up_commit_interval_seconds: float = 1.0
@@ -75,7 +78,9 @@ class ProcessorSettings:
         if max_age < lateness:
             raise SettingsError("TOLLGATE_PROCESSOR_MAX_EVENT_AGE_SECONDS must be at least the lateness")
         app_id = environ.get("TOLLGATE_PROCESSOR_APP_ID", "").strip() or "tollgate-processor"
-        commit_interval = number(environ, "TOLLGATE_PROCESSOR_COMMIT_INTERVAL_SECONDS", 0.05, 0.01)
+        commit_interval = number(
+            environ, "TOLLGATE_PROCESSOR_COMMIT_INTERVAL_SECONDS", COMMIT_INTERVAL_SECONDS, 0.01
+        )
         transaction_timeout = number(environ, "TOLLGATE_PROCESSOR_TRANSACTION_TIMEOUT_SECONDS", 10.0, 1.0)
         return cls(
             kafka_bootstrap=bootstrap_servers(environ),

@@ -43,6 +43,7 @@ from services.processor.domain import usage
 from services.processor.domain.groups import decide_group, group_call
 from services.processor.domain.step import COUNTED, DUPLICATE, Policy, decide
 from services.processor.domain.store import Write
+from services.processor.settings import COMMIT_INTERVAL_SECONDS
 
 logging.getLogger("kafka").setLevel(logging.WARNING)
 ROOT = Path(__file__).resolve().parents[3]
@@ -373,8 +374,9 @@ class Workers:
             # The proofs read the billable topic soon after the calls: flush usage every second.
             "TOLLGATE_PROCESSOR_USAGE_FLUSH_SECONDS": "1",
             # The proofs place their faults by committed progress (`wait_counted`), which 1 s catch-up
-            # checkpoints would step over; test_processor_catch_up.py turns catching up back on.
-            "TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": "0.1",
+            # checkpoints would step over: equal to the commit interval, catching up is off.
+            # test_processor_catch_up.py turns it back on.
+            "TOLLGATE_PROCESSOR_CATCH_UP_COMMIT_INTERVAL_SECONDS": str(COMMIT_INTERVAL_SECONDS),
             **self.env,
             **(extra or {}),
         }

@@ -3,14 +3,17 @@ records as quix's path, inside the transaction, with quix's offset bookkeeping a
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from processor_support import read_messages
 from quixstreams.internal_producer import InternalProducer
+from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
 from quixstreams.state.recovery import ChangelogProducer
 
 from services.processor.changelog_produce import install
@@ -88,3 +91,34 @@ def test_a_full_local_queue_falls_back_to_quix_retry_and_loses_nothing(
     # A queue of 5 records: producing 50 without a poll in between overflows it many times.
     produce_committed(broker, topic, fast=True, extra={"queue.buffering.max.messages": 5})
     assert [(k, v) for _, k, v, _ in read_committed(broker, topic)] == RECORDS
+
+
+def test_a_record_the_broker_refuses_fails_the_flush_and_nothing_of_its_transaction_commits(
+    broker: str,
+) -> None:
+    topic = f"t-changelog-small-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    # The broker refuses records over 1 KiB here; the client's own limit (1 MB) lets them through.
+    admin.create_topics([NewTopic(topic, 2, 1, topic_configs={"max.message.bytes": "1024"})])
+    try:
+        producer = InternalProducer(broker, transactional=True)
+        changelog = ChangelogProducer(topic, 1, producer)
+        assert install(changelog)
+        producer.begin_transaction()
+        changelog.produce(key=b"small", value=b"x", headers=HEADERS)
+        producer.flush()  # delivered into the open transaction
+        # Random bytes: they do not compress under the broker's limit.
+        changelog.produce(key=b"large", value=os.urandom(4_000), headers=HEADERS)
+        with pytest.raises(KafkaProducerDeliveryError) as refused:
+            producer.flush()  # quix's flush raises the error the delivery callback latched
+        assert refused.value.error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+        producer.abort_transaction(timeout=30)
+        reader = Consumer({"bootstrap.servers": broker, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
+        try:  # the small record is in the log, followed by the abort marker
+            assert reader.get_watermark_offsets(TopicPartition(topic, 1), timeout=10)[1] == 2
+        finally:
+            reader.close()
+        assert read_messages(broker, topic, timeout=30) == []  # and no committed reader sees it
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
