@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from quixstreams.processing import ProcessingContext
 
+from services.processor.settings import COMMIT_INTERVAL_SECONDS
+
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ class PacedContext(ProcessingContext):
     """A ProcessingContext whose next checkpoint lasts `requested` seconds once, else `short`."""
 
     # Class defaults: quix builds the context; `install` turns it into this class afterwards.
-    short: float = 0.05
+    short: float = COMMIT_INTERVAL_SECONDS
     requested: float | None = None
     observe: Callable[[float], None] | None = None
 

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from processor_support import read_messages
+from processor_support import committed_reader, read_messages
 from quixstreams.internal_producer import InternalProducer
 from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
 from quixstreams.state.recovery import ChangelogProducer
 
+from services.core.security import PLAINTEXT
 from services.processor.changelog_produce import install
 
 pytestmark = pytest.mark.integration
@@ -113,7 +114,7 @@ def test_a_record_the_broker_refuses_fails_the_flush_and_nothing_of_its_transact
             producer.flush()  # quix's flush raises the error the delivery callback latched
         assert refused.value.error.code() == KafkaError.MSG_SIZE_TOO_LARGE
         producer.abort_transaction(timeout=30)
-        reader = Consumer({"bootstrap.servers": broker, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
+        reader = committed_reader(broker, PLAINTEXT)
         try:  # the small record is in the log, followed by the abort marker
             assert reader.get_watermark_offsets(TopicPartition(topic, 1), timeout=10)[1] == 2
         finally:

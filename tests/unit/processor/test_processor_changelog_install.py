@@ -4,6 +4,7 @@ partitions get it (no broker needed)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from quixstreams.state.recovery import ChangelogProducer, ChangelogProducerFactory
@@ -61,7 +62,7 @@ class Internal:
     """quix's InternalProducer, reduced to what the fast path touches."""
 
     def __init__(self, inner: Librdkafka) -> None:
-        self._producer = type("QuixProducer", (), {"_producer": inner})()
+        self._producer = SimpleNamespace(_producer=inner)  # quix's Producer, around librdkafka's
         self.raised_for_error = 0
 
     def _raise_for_error(self) -> None:
